@@ -1,0 +1,180 @@
+"""`EventEmitter`: turns `EventBase` instances into messages and hands them to a producer."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import inspect
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from types import TracebackType
+from typing import Any
+
+from pydantic_core import PydanticSerializationError
+
+from dispytch.backends.base import OutgoingMessage, Producer
+from dispytch.envelope import build_envelope
+from dispytch.errors import EmitTimeoutError, EventSerializationError, TopicFormatError
+from dispytch.events import EventBase
+from dispytch.serialization.base import CONTENT_TYPE_HEADER, Serializer
+from dispytch.serialization.json import JSONSerializer
+
+logger = logging.getLogger("dispytch.emitter")
+
+TimeoutCallback = Callable[[EventBase], Awaitable[None] | None]
+
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+
+
+class EventEmitter:
+    """Emits events through a producer.
+
+    `emit` returns once the broker confirmed the message, and raises a `dispytch.errors.EmitError`
+    otherwise: `EventSerializationError` (body cannot be serialized, `__topic__` names a
+    missing field), `EmitTimeoutError` (no confirmation within `timeout` seconds; if an
+    `on_timeout` callback is registered, it is called with the event instead), or the
+    backend's `ProducerError`.
+    """
+
+    def __init__(
+        self,
+        producer: Producer,
+        serializer: Serializer | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> None:
+        self.producer = producer
+        self.serializer: Serializer = serializer or JSONSerializer()
+        self.timeout = timeout
+        self._timeout_callback: TimeoutCallback | None = None
+        self._started = False
+        self._start_lock = asyncio.Lock()
+
+    def on_timeout(self, callback: TimeoutCallback) -> TimeoutCallback:
+        """Register (as a decorator) what to do with an event the broker did not confirm in
+        time. With a callback, `emit` calls it instead of raising `EmitTimeoutError`."""
+        self._timeout_callback = callback
+        return callback
+
+    async def emit(
+        self,
+        event: EventBase,
+        *,
+        timeout: float | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        message = self.to_message(event, headers)
+        await self._ensure_started()
+        try:
+            await self.producer.send(message, timeout=self.timeout if timeout is None else timeout)
+        except EmitTimeoutError:
+            if self._timeout_callback is None:
+                raise
+            logger.warning("event %s on %r was not confirmed in time", event.id, message.topic)
+            result = self._timeout_callback(event)
+            if inspect.isawaitable(result):
+                await result
+
+    async def emit_many(self, events: Iterable[EventBase], *, timeout: float | None = None) -> None:
+        """Emit several events, letting the producer batch them; returns when all are confirmed.
+        All events are serialized before anything is sent."""
+        messages = [self.to_message(event) for event in events]
+        if not messages:
+            return
+        await self._ensure_started()
+        await self.producer.send_many(
+            messages, timeout=self.timeout if timeout is None else timeout
+        )
+
+    def to_message(
+        self, event: EventBase, headers: Mapping[str, str] | None = None
+    ) -> OutgoingMessage:
+        """The message `emit` would send for `event` (useful in tests)."""
+        if not isinstance(event, EventBase):
+            raise EventSerializationError(
+                f"emit() takes an EventBase instance, got {type(event).__name__}"
+            )
+        event_class = type(event)
+        event_type = getattr(event_class, "__event_type__", None)
+        if not isinstance(event_type, str) or not event_type:
+            raise EventSerializationError(f"{event_class.__name__} has no __event_type__")
+        topic = _topic_of(event)
+        timestamp_ms = int(time.time() * 1000)
+        try:
+            body = event.model_dump(mode="json")
+            value = self.serializer.serialize(
+                build_envelope(event.id, event_type, body, timestamp_ms)
+            )
+        except (PydanticSerializationError, TypeError, ValueError) as exc:
+            raise EventSerializationError(
+                f"cannot serialize {event_class.__name__} (id {event.id}): {exc}"
+            ) from exc
+        message_headers = {CONTENT_TYPE_HEADER: self.serializer.content_type}
+        if headers:
+            message_headers.update(headers)
+        return OutgoingMessage(
+            topic=topic,
+            value=value,
+            key=_key_of(event),
+            headers=message_headers,
+            config=event.__backend_config__,
+            timestamp_ms=timestamp_ms,
+        )
+
+    async def _ensure_started(self) -> None:
+        if self._started:
+            return
+        async with self._start_lock:
+            if not self._started:
+                await self.producer.start()
+                self._started = True
+
+    async def close(self) -> None:
+        await self.producer.close()
+        self._started = False
+
+    async def __aenter__(self) -> EventEmitter:
+        await self._ensure_started()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+def _topic_of(event: EventBase) -> str:
+    event_class = type(event)
+    template = getattr(event_class, "__topic__", None)
+    if not isinstance(template, str) or not template:
+        raise EventSerializationError(f"{event_class.__name__} has no __topic__")
+    if "{" not in template:
+        return template
+
+    def fill(match: re.Match[str]) -> str:
+        name = match.group(1)
+        try:
+            value = getattr(event, name)
+        except AttributeError:
+            raise TopicFormatError(
+                f"{event_class.__name__}.__topic__ {template!r} names {{{name}}}, "
+                "which the event has no field for"
+            ) from None
+        return str(value.value if isinstance(value, enum.Enum) else value)
+
+    return _PLACEHOLDER.sub(fill, template)
+
+
+def _key_of(event: EventBase) -> bytes | None:
+    field = type(event).__key__
+    if field is None:
+        return None
+    value: Any = getattr(event, field)
+    if value is None:
+        return None
+    return value if isinstance(value, bytes) else str(value).encode()

@@ -1,0 +1,75 @@
+"""The exceptions Dispytch raises. Backends translate their client's errors into these."""
+
+from __future__ import annotations
+
+
+class DispytchError(Exception):
+    """Base class of every exception Dispytch raises on purpose."""
+
+
+class HandlerRegistrationError(DispytchError, TypeError):
+    """A handler (or one of its dependencies) cannot be called the way it is declared.
+
+    Raised when the handler is registered, never when the first event arrives.
+    """
+
+
+class DependencyCycleError(HandlerRegistrationError):
+    """Dependencies depend on each other in a circle."""
+
+
+class EnvelopeError(DispytchError, ValueError):
+    """Received bytes are not a valid event envelope (cannot be decoded or lack a field)."""
+
+
+class BackendError(DispytchError):
+    """A broker or its client failed. Backends raise this (or a subclass) at their boundary."""
+
+
+class BrokerUnavailableError(BackendError, ConnectionError):
+    """The broker cannot be reached."""
+
+
+class ConsumerStoppedError(BackendError):
+    """`Consumer.receive()` was called on (or was waiting in) a consumer that stopped."""
+
+
+class MissingExtraError(DispytchError, ImportError):
+    """A backend's client library is not installed; the message names the extra to install."""
+
+
+class EmitError(DispytchError):
+    """An event could not be emitted. Nothing was sent, or the broker did not confirm it."""
+
+
+class EventSerializationError(EmitError, ValueError):
+    """The event (its body or its topic) cannot be turned into a message."""
+
+
+class TopicFormatError(EventSerializationError, KeyError):
+    """`__topic__` names a `{field}` that the event does not have."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class ProducerError(EmitError, BackendError):
+    """The producer or the broker refused or failed to store the message."""
+
+
+class MessageTooLargeError(ProducerError):
+    """The message is larger than the broker accepts."""
+
+
+class UnroutableMessageError(ProducerError):
+    """The broker accepted the message but no queue or subscriber can receive it."""
+
+
+class EmitTimeoutError(ProducerError, TimeoutError):
+    """The broker did not confirm the message within the timeout."""
+
+
+def missing_extra(extra: str, package: str) -> MissingExtraError:
+    return MissingExtraError(
+        f"the {extra} backend needs the '{package}' package: pip install 'dispytch[{extra}]'"
+    )

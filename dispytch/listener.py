@@ -1,0 +1,247 @@
+"""`EventListener`: receives messages from a consumer and runs the matching handlers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from types import TracebackType
+from typing import Any
+
+from dispytch import signals
+from dispytch.backends.base import Consumer, Delivery
+from dispytch.dispatch import Dispatcher
+from dispytch.errors import ConsumerStoppedError
+from dispytch.retry import Backoff
+from dispytch.routing.group import HandlerFunc, HandlerGroup
+from dispytch.routing.router import Router
+from dispytch.scheduling import OrderedWorkerPool
+from dispytch.serialization.base import Deserializer
+from dispytch.serialization.json import JSONDeserializer
+
+logger = logging.getLogger("dispytch.listener")
+
+
+class EventListener:
+    """Runs handlers for the events a consumer receives.
+
+    - `deserializer`: the wire format; by default JSON, or MessagePack for messages whose
+      `content-type` header says so.
+    - `topic_delimiter`: splits topics into segments for `{name}` and `*` in handler topics.
+    - `max_concurrency`: deliveries handled (or waiting behind their key) at once; the listener
+      fetches no more than that.
+    - `shutdown_grace`: seconds `stop()` lets running handlers finish before cancelling them
+      (their messages are then left unsettled, and the broker delivers them again).
+    - `dead_letter_unhandled`: dead-letter events no handler matches, instead of acking them.
+    """
+
+    def __init__(
+        self,
+        consumer: Consumer,
+        deserializer: Deserializer | None = None,
+        topic_delimiter: str = ":",
+        *,
+        max_concurrency: int = 100,
+        shutdown_grace: float = 30.0,
+        dead_letter_unhandled: bool = False,
+    ) -> None:
+        if max_concurrency < 1:
+            raise ValueError("max_concurrency must be at least 1")
+        self.consumer = consumer
+        self.max_concurrency = max_concurrency
+        self.shutdown_grace = shutdown_grace
+        self._router = Router(topic_delimiter)
+        self._dispatcher = Dispatcher(
+            self._router, deserializer, _default_deserializers(), dead_letter_unhandled
+        )
+        self._own_handlers = HandlerGroup()
+        self._running = False
+        self._stopping = False
+        self._started = asyncio.Event()
+        self._finished = asyncio.Event()
+        self._fetch_task: asyncio.Task[None] | None = None
+        self._listen_task: asyncio.Task[None] | None = None
+        self._pool: OrderedWorkerPool | None = None
+
+    # -- registration -------------------------------------------------------------------------
+
+    def handler(
+        self,
+        *,
+        topic: str,
+        event: str,
+        retries: int = 0,
+        retry_on: type[BaseException] | Sequence[type[BaseException]] | None = None,
+        retry_interval: float | None = None,
+        backoff: Backoff | None = None,
+        name: str | None = None,
+    ) -> Callable[[HandlerFunc], HandlerFunc]:
+        """Register a handler directly on the listener (see `HandlerGroup.handler`)."""
+        register = self._own_handlers.handler(
+            topic=topic,
+            event=event,
+            retries=retries,
+            retry_on=retry_on,
+            retry_interval=retry_interval,
+            backoff=backoff,
+            name=name,
+        )
+
+        def add(func: HandlerFunc) -> HandlerFunc:
+            register(func, 2)  # type: ignore[call-arg]
+            self._add_spec_checked(self._own_handlers.handlers[-1])
+            return func
+
+        return add
+
+    def add_handler_group(self, group: HandlerGroup) -> None:
+        for spec in group.handlers:
+            self._add_spec_checked(spec)
+
+    def _add_spec_checked(self, spec: Any) -> None:
+        if self._running:
+            raise RuntimeError("handlers must be added before the listener starts")
+        self._router.add(spec)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def listen(self, *, handle_signals: bool | None = None) -> None:
+        """Receive and handle events until `stop()` (or SIGINT/SIGTERM when `handle_signals`;
+        by default when running in the main thread). Returns after a graceful shutdown."""
+        if self._running:
+            raise RuntimeError("this listener is already listening")
+        if not self._router.specs:
+            raise RuntimeError("the listener has no handlers: add a HandlerGroup or a handler")
+        self._running = True
+        self._stopping = False
+        self._dispatcher.stopping = False
+        self._started.clear()
+        self._finished.clear()
+        if handle_signals is None:
+            handle_signals = threading.current_thread() is threading.main_thread()
+        try:
+            await self.consumer.start(self._router.subscriptions)
+            self._pool = OrderedWorkerPool(self._handle, self.max_concurrency)
+            self._fetch_task = asyncio.create_task(self._fetch(self._pool), name="dispytch-fetch")
+            self._started.set()
+            with signals.stop_on_signals(self) if handle_signals else contextlib.nullcontext():
+                await asyncio.wait({self._fetch_task})
+        except asyncio.CancelledError:
+            self._request_stop()
+            raise
+        finally:
+            await self._shutdown()
+
+    async def stop(self) -> None:
+        """Stop fetching, let running handlers finish (up to `shutdown_grace`), settle, close.
+        Called from inside a handler, it only asks for the stop and returns at once."""
+        if not self._running:
+            return
+        self._request_stop()
+        if self._pool is not None and self._pool.is_worker(asyncio.current_task()):
+            return
+        await self._finished.wait()
+
+    def run(self) -> None:
+        """Run the listener as the main program until SIGINT or SIGTERM."""
+        asyncio.run(self.listen(handle_signals=True))
+
+    async def __aenter__(self) -> EventListener:
+        self._listen_task = asyncio.create_task(self.listen(handle_signals=False))
+        started = asyncio.create_task(self._started.wait())
+        done, _ = await asyncio.wait(
+            {self._listen_task, started}, return_when=asyncio.FIRST_COMPLETED
+        )
+        if self._listen_task in done:
+            started.cancel()
+            self._listen_task.result()  # raises the start-up error
+            raise RuntimeError("the listener stopped while starting")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.stop()
+        if self._listen_task is not None:
+            await self._listen_task
+            self._listen_task = None
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _request_stop(self) -> None:
+        if self._stopping:
+            return
+        self._stopping = True
+        self._dispatcher.stopping = True
+        if self._fetch_task is not None:
+            self._fetch_task.cancel()
+
+    async def _fetch(self, pool: OrderedWorkerPool) -> None:
+        receive = self.consumer.receive
+        try:
+            while True:
+                await pool.acquire()
+                pool.submit(await receive())
+        except ConsumerStoppedError:
+            logger.info("consumer stopped; the listener stops fetching")
+        except asyncio.CancelledError:
+            pass
+
+    async def _handle(self, delivery: Delivery) -> None:
+        try:
+            await self._dispatcher.handle(delivery)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception(
+                "unexpected error handling a message on %r; nacking it", delivery.topic
+            )
+            with contextlib.suppress(Exception):
+                await delivery.nack()
+
+    async def _shutdown(self) -> None:
+        self._request_stop()
+        try:
+            if self._fetch_task is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._fetch_task
+            with contextlib.suppress(Exception):
+                await self.consumer.stop()
+            pool = self._pool
+            if pool is not None:
+                if not await pool.drain(self.shutdown_grace):
+                    logger.warning(
+                        "%d handler(s) still running after the %.1fs grace period; cancelling "
+                        "them (their messages stay unsettled and will be delivered again)",
+                        pool.in_flight,
+                        self.shutdown_grace,
+                    )
+                await pool.close()
+            try:
+                await self.consumer.close()
+            except Exception:
+                logger.exception("error while closing the consumer")
+        finally:
+            self._pool = None
+            self._fetch_task = None
+            self._running = False
+            self._finished.set()
+
+
+def _default_deserializers() -> dict[str, Deserializer]:
+    found: dict[str, Deserializer] = {"application/json": JSONDeserializer()}
+    try:
+        from dispytch.serialization.msgpack import MessagePackDeserializer
+    except ImportError:
+        return found
+    found["application/msgpack"] = MessagePackDeserializer()
+    return found

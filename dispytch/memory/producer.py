@@ -1,0 +1,35 @@
+"""Publishes to the in-memory broker."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from dispytch.backends.base import OutgoingMessage, Producer
+from dispytch.errors import ProducerError
+
+if TYPE_CHECKING:
+    from dispytch.memory.broker import InMemoryBroker
+
+
+class InMemoryProducer(Producer):
+    def __init__(self, broker: InMemoryBroker) -> None:
+        self.broker = broker
+        self._closed = False
+
+    async def start(self) -> None:
+        self._closed = False
+
+    async def send(self, message: OutgoingMessage, *, timeout: float | None = None) -> None:
+        if self._closed:
+            raise ProducerError("the in-memory producer is closed")
+        self.broker.publish(message)
+
+    async def send_many(
+        self, messages: Sequence[OutgoingMessage], *, timeout: float | None = None
+    ) -> None:
+        for message in messages:
+            await self.send(message)
+
+    async def close(self) -> None:
+        self._closed = True

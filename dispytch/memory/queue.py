@@ -1,0 +1,86 @@
+"""A consumer group's queue inside the in-memory broker: ready messages, order per key."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+
+from dispytch.backends.base import Subscription
+
+
+@dataclass(slots=True, eq=False)
+class StoredMessage:
+    topic: str
+    value: bytes
+    key: bytes | None
+    headers: dict[str, str]
+    deliveries: int = 0
+
+
+@dataclass(slots=True, eq=False)
+class GroupQueue:
+    """The messages of one consumer group."""
+
+    name: str
+    subscriptions: dict[str, Subscription] = field(default_factory=dict)
+    ready: deque[StoredMessage] = field(default_factory=deque)
+    #: keys with a message ready or in flight; later messages with that key wait in `blocked`
+    outstanding_keys: set[Hashable] = field(default_factory=set)
+    blocked: dict[Hashable, deque[StoredMessage]] = field(default_factory=dict)
+    waiters: deque[asyncio.Future[None]] = field(default_factory=deque)
+    unsettled: int = 0
+
+    def wants(self, topic: str) -> bool:
+        return any(sub.matches(topic) for sub in self.subscriptions.values())
+
+    def push(self, message: StoredMessage) -> None:
+        key = message.key
+        if key is not None:
+            if key in self.outstanding_keys:
+                self.blocked.setdefault(key, deque()).append(message)
+                return
+            self.outstanding_keys.add(key)
+        self.ready.append(message)
+        self.wake()
+
+    def put_back(self, message: StoredMessage) -> None:
+        """A delivered message returns (nack, consumer closed): first in line again."""
+        self.unsettled -= 1
+        self.ready.appendleft(message)
+        self.wake()
+
+    def settle(self, message: StoredMessage) -> None:
+        self.unsettled -= 1
+        key = message.key
+        if key is None:
+            return
+        waiting = self.blocked.get(key)
+        if waiting:
+            self.ready.append(waiting.popleft())
+            if not waiting:
+                del self.blocked[key]
+            self.wake()
+        else:
+            self.outstanding_keys.discard(key)
+
+    def take(self) -> StoredMessage | None:
+        if not self.ready:
+            return None
+        message = self.ready.popleft()
+        message.deliveries += 1
+        self.unsettled += 1
+        return message
+
+    def wake(self) -> None:
+        while self.waiters:
+            waiter = self.waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    @property
+    def pending(self) -> int:
+        """Messages not yet settled: ready, waiting behind their key, or delivered."""
+        return len(self.ready) + sum(map(len, self.blocked.values())) + self.unsettled

@@ -1,0 +1,98 @@
+"""`HandlerGroup`: handlers declared together, added to a listener later."""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from dispytch.di.plan import HandlerPlan, compile_handler
+from dispytch.errors import HandlerRegistrationError
+from dispytch.retry import Backoff, RetryPolicy
+
+HandlerFunc = TypeVar("HandlerFunc", bound=Callable[..., Any])
+
+ANY_EVENT = "*"
+_SEGMENT_NAME = re.compile(r"\{([^{}]*)\}")
+
+
+@dataclass(frozen=True, slots=True)
+class HandlerSpec:
+    """One registered handler: what it listens to, how it is called, how it is retried."""
+
+    topic: str
+    event: str
+    plan: HandlerPlan
+    retry: RetryPolicy
+
+    @property
+    def name(self) -> str:
+        return self.plan.name
+
+
+def segment_names(topic: str) -> tuple[str, ...]:
+    names = tuple(_SEGMENT_NAME.findall(topic))
+    for name in names:
+        if not name.isidentifier():
+            raise HandlerRegistrationError(
+                f"topic {topic!r}: segment {{{name}}} must be a Python identifier"
+            )
+    if len(set(names)) != len(names):
+        raise HandlerRegistrationError(f"topic {topic!r} names a segment twice")
+    return names
+
+
+class HandlerGroup:
+    """A set of handlers, with an optional default topic and event type for all of them."""
+
+    def __init__(self, default_topic: str | None = None, default_event: str | None = None) -> None:
+        self.default_topic = default_topic
+        self.default_event = default_event
+        self.handlers: list[HandlerSpec] = []
+
+    def handler(
+        self,
+        *,
+        topic: str | None = None,
+        event: str | None = None,
+        retries: int = 0,
+        retry_on: type[BaseException] | Sequence[type[BaseException]] | None = None,
+        retry_interval: float | None = None,
+        backoff: Backoff | None = None,
+        name: str | None = None,
+    ) -> Callable[[HandlerFunc], HandlerFunc]:
+        """Register an async function as the handler of `event` on `topic`.
+
+        `topic` may hold `{name}` segments (bound to `TopicSegment` parameters) and `*` for any
+        one segment; `event="*"` handles every event type. Retries: `retries` more attempts
+        for exceptions in `retry_on`, waiting `retry_interval` seconds (or per `backoff`).
+        """
+        chosen_topic = topic if topic is not None else self.default_topic
+        chosen_event = event if event is not None else self.default_event
+        policy = RetryPolicy.build(retries, retry_on, retry_interval, backoff)
+
+        def register(func: HandlerFunc, _depth: int = 1) -> HandlerFunc:
+            # the caller's locals resolve annotations naming local classes (future annotations)
+            localns = sys._getframe(_depth).f_locals
+            handler_name = name or getattr(func, "__qualname__", repr(func))
+            if not chosen_topic:
+                raise HandlerRegistrationError(
+                    f"handler {handler_name!r} has no topic: pass topic=... "
+                    "or give the HandlerGroup a default_topic"
+                )
+            if not chosen_event:
+                raise HandlerRegistrationError(
+                    f"handler {handler_name!r} has no event type: pass event=... "
+                    "(or '*' for any) or give the HandlerGroup a default_event"
+                )
+            try:
+                names = segment_names(chosen_topic)
+            except HandlerRegistrationError as exc:
+                raise HandlerRegistrationError(f"handler {handler_name!r}: {exc}") from None
+            plan = compile_handler(func, names, handler_name, localns)
+            self.handlers.append(HandlerSpec(chosen_topic, chosen_event, plan, policy))
+            return func
+
+        return register

@@ -1,0 +1,102 @@
+"""Finds the handlers for a (topic, event type), with the topic's segments converted."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from dispytch.backends.base import Subscription
+from dispytch.errors import HandlerRegistrationError
+from dispytch.routing.group import ANY_EVENT, HandlerSpec, segment_names
+
+#: converted segment values, or the error that converting them raised
+Segments = tuple[Any, ...] | Exception
+Match = tuple[HandlerSpec, Segments]
+
+_CACHE_LIMIT = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class _Route:
+    spec: HandlerSpec
+    subscription: Subscription
+    #: (segment name, position in the topic split on the delimiter)
+    positions: tuple[tuple[str, int], ...]
+
+
+class Router:
+    def __init__(self, delimiter: str) -> None:
+        self.delimiter = delimiter
+        self._literal: dict[str, list[_Route]] = {}
+        self._patterns: list[_Route] = []
+        self._cache: dict[tuple[str, str], tuple[Match, ...]] = {}
+
+    def add(self, spec: HandlerSpec) -> None:
+        subscription = Subscription.parse(spec.topic, self.delimiter)
+        names = segment_names(spec.topic)
+        positions = []
+        for name in names:
+            placeholder = "{" + name + "}"
+            try:
+                index = spec.topic.split(self.delimiter).index(placeholder)
+            except ValueError:
+                raise HandlerRegistrationError(
+                    f"handler {spec.name!r}: segment {placeholder} of topic {spec.topic!r} must "
+                    f"stand alone between delimiters {self.delimiter!r}"
+                ) from None
+            positions.append((name, index))
+        route = _Route(spec, subscription, tuple(positions))
+        if subscription.is_literal:
+            self._literal.setdefault(spec.topic, []).append(route)
+        else:
+            self._patterns.append(route)
+        self._cache.clear()
+
+    @property
+    def subscriptions(self) -> list[Subscription]:
+        seen: dict[str, Subscription] = {}
+        for route in self._routes():
+            seen.setdefault(route.subscription.pattern, route.subscription)
+        return list(seen.values())
+
+    @property
+    def specs(self) -> list[HandlerSpec]:
+        return [route.spec for route in self._routes()]
+
+    def match(self, topic: str, event_type: str) -> tuple[Match, ...]:
+        key = (topic, event_type)
+        found = self._cache.get(key)
+        if found is None:
+            found = self._find(topic, event_type)
+            if len(self._cache) >= _CACHE_LIMIT:
+                self._cache.clear()
+            self._cache[key] = found
+        return found
+
+    def _routes(self) -> Iterable[_Route]:
+        for routes in self._literal.values():
+            yield from routes
+        yield from self._patterns
+
+    def _find(self, topic: str, event_type: str) -> tuple[Match, ...]:
+        candidates = list(self._literal.get(topic, ()))
+        parts: list[str] | None = None
+        for route in self._patterns:
+            if route.subscription.matches(topic):
+                candidates.append(route)
+        matches: list[Match] = []
+        for route in candidates:
+            if route.spec.event != event_type and route.spec.event != ANY_EVENT:
+                continue
+            if not route.positions:
+                matches.append((route.spec, ()))
+                continue
+            if parts is None:
+                parts = topic.split(self.delimiter)
+            raw = {name: parts[index] for name, index in route.positions}
+            try:
+                matches.append((route.spec, route.spec.plan.convert_segments(raw)))
+            except Exception as exc:  # pydantic ValidationError, or a custom validator's error
+                matches.append((route.spec, exc))
+        return tuple(matches)
