@@ -16,63 +16,59 @@ from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel
+from pydantic_core import from_json
 
 from dispytch.backends.base import ATTEMPT_HEADER, DeadLetterReason, Delivery
 from dispytch.envelope import Envelope, read_envelope
 from dispytch.events import Event
 from dispytch.routing.group import HandlerSpec
-from dispytch.routing.router import Match, Router
+from dispytch.routing.router import Match, Router, Segments
 from dispytch.serialization.base import CONTENT_TYPE_HEADER, Deserializer
 
 logger = logging.getLogger("dispytch.listener")
 
+_new_event = object.__new__
+
 
 class _Message:
-    """One decoded delivery; validates each requested body type once."""
+    """One decoded delivery, as one handler run sees it: validated bodies (shared by all the
+    handlers of the delivery), the events built from them, and the attempt number."""
 
-    __slots__ = ("bodies", "delivery", "envelope", "first_attempt")
+    __slots__ = ("attempt", "bodies", "delivery", "envelope", "events")
 
-    def __init__(self, envelope: Envelope, delivery: Delivery, first_attempt: int) -> None:
+    def __init__(
+        self,
+        envelope: Envelope,
+        delivery: Delivery,
+        attempt: int,
+        bodies: dict[type[BaseModel] | None, Any],
+    ) -> None:
         self.envelope = envelope
         self.delivery = delivery
-        self.first_attempt = first_attempt
-        self.bodies: dict[type[BaseModel] | None, Any] = {}
-
-    def validate(self, body_type: type[BaseModel] | None) -> None:
-        if body_type not in self.bodies:
-            raw = self.envelope.body
-            self.bodies[body_type] = (
-                raw if body_type is None else body_type.__pydantic_validator__.validate_python(raw)
-            )
-
-
-class _HandlerRun:
-    """The events one handler (and its dependencies) receive; `attempt` moves on retries."""
-
-    __slots__ = ("attempt", "events", "message")
-
-    def __init__(self, message: _Message) -> None:
-        self.message = message
-        self.attempt = message.first_attempt
+        self.attempt = attempt
+        #: validated bodies by body type (None: the raw body)
+        self.bodies = bodies
         self.events: dict[type[BaseModel] | None, Event[Any]] = {}
+
+    def for_another_handler(self) -> _Message:
+        return _Message(self.envelope, self.delivery, self.attempt, self.bodies)
 
     def event_for(self, body_type: type[BaseModel] | None) -> Event[Any]:
         event = self.events.get(body_type)
         if event is None:
-            message = self.message
-            envelope = message.envelope
-            delivery = message.delivery
-            event = Event(
-                id=envelope.id,
-                type=envelope.type,
-                topic=delivery.topic,
-                body=message.bodies[body_type],
-                timestamp=envelope.timestamp,
-                headers=delivery.headers,
-                key=delivery.key,
-                attempt=self.attempt,
-                metadata=delivery.metadata,
-            )
+            envelope = self.envelope
+            delivery = self.delivery
+            # built slot by slot: this runs for every event, and keyword parsing costs
+            event = _new_event(Event)
+            event.id = envelope.id
+            event.type = envelope.type
+            event.topic = delivery.topic
+            event.body = self.bodies[body_type]
+            event.timestamp = envelope.timestamp
+            event.headers = delivery.headers
+            event.key = delivery.key
+            event.attempt = self.attempt
+            event.metadata = delivery.metadata
             self.events[body_type] = event
         else:
             event.attempt = self.attempt
@@ -93,10 +89,11 @@ class Dispatcher:
         self.dead_letter_unhandled = dead_letter_unhandled
         #: set when the listener stops: retries are not waited for any more
         self.stopping = False
+        self.delayed_retries_supported = False
 
     async def handle(self, delivery: Delivery) -> None:
         try:
-            envelope = read_envelope(self._deserializer_for(delivery).deserialize(delivery.value))
+            envelope = read_envelope(self._decode(delivery))
         except Exception as exc:
             logger.error(
                 "message on %r is not a valid event envelope (%s: %s); dead-lettering it",
@@ -110,69 +107,145 @@ class Dispatcher:
         if not matches:
             await self._unhandled(delivery, envelope)
             return
-        message = _Message(envelope, delivery, _first_attempt(delivery))
-        if len(matches) == 1:
-            failure = await self._run(matches[0], message)
-        else:
-            results = await asyncio.gather(*(self._run(match, message) for match in matches))
-            failure = next((reason for reason in results if reason is not None), None)
-        if failure is None:
-            await self.ack(delivery)
-        else:
-            await self.dead_letter(delivery, failure)
-
-    def _deserializer_for(self, delivery: Delivery) -> Deserializer:
-        if self.deserializer is not None:
-            return self.deserializer
-        content_type = delivery.headers.get(CONTENT_TYPE_HEADER)
-        return self.deserializers_by_content_type.get(
-            content_type or "", self.deserializers_by_content_type["application/json"]
+        previous_attempts = delivery.headers.get(ATTEMPT_HEADER)
+        message = _Message(
+            envelope,
+            delivery,
+            1 if previous_attempts is None else _next_attempt(previous_attempts),
+            {},
         )
+        if len(matches) == 1:
+            spec, segments = matches[0]
+            failure = self._check(spec, segments, message)
+            if failure is None:
+                try:
+                    await spec.plan.call(message, segments)  # type: ignore[arg-type]
+                except Exception as exc:
+                    delayed = spec.retry.delayed and self.delayed_retries_supported
+                    if delayed and await self._retry_later(spec, message, exc):
+                        return
+                    failure = await self._retry(spec, segments, message, exc)  # type: ignore[arg-type]
+        else:
+            results = await asyncio.gather(
+                *(self._run(match, message.for_another_handler()) for match in matches)
+            )
+            failure = next((reason for reason in results if reason is not None), None)
+        if failure is not None:
+            await self.dead_letter(delivery, failure)
+            return
+        try:
+            await delivery.ack()
+        except Exception:
+            logger.exception(
+                "could not ack a message on %r; the broker will deliver it again", delivery.topic
+            )
+
+    def _decode(self, delivery: Delivery) -> Any:
+        if self.deserializer is not None:
+            return self.deserializer.deserialize(delivery.value)
+        content_type = delivery.headers.get(CONTENT_TYPE_HEADER)
+        if content_type is None or content_type == "application/json":
+            return from_json(delivery.value)
+        chosen = self.deserializers_by_content_type.get(content_type)
+        if chosen is None:
+            return from_json(delivery.value)
+        return chosen.deserialize(delivery.value)
 
     async def _run(self, match: Match, message: _Message) -> DeadLetterReason | None:
         """Run one handler until it succeeds or fails for good; the failure's reason, or None."""
         spec, segments = match
-        envelope = message.envelope
-        topic = message.delivery.topic
+        failure = self._check(spec, segments, message)
+        if failure is not None:
+            return failure
+        try:
+            await spec.plan.call(message, segments)  # type: ignore[arg-type]
+        except Exception as exc:
+            return await self._retry(spec, segments, message, exc)  # type: ignore[arg-type]
+        return None
+
+    def _check(
+        self, spec: HandlerSpec, segments: Segments, message: _Message
+    ) -> DeadLetterReason | None:
+        """Validate what the handler asks for before calling it: invalid input is not retried."""
         if isinstance(segments, Exception):
             return self._invalid(spec, message, segments, "topic segment")
+        bodies = message.bodies
         try:
             for body_type in spec.plan.body_types:
-                message.validate(body_type)
+                if body_type not in bodies:
+                    raw = message.envelope.body
+                    bodies[body_type] = (
+                        raw
+                        if body_type is None
+                        else body_type.__pydantic_validator__.validate_python(raw)
+                    )
         except Exception as exc:
             return self._invalid(spec, message, exc, "body")
-        run = _HandlerRun(message)
+        return None
+
+    async def _retry_later(self, spec: HandlerSpec, run: _Message, error: Exception) -> bool:
+        """Hand the message back to the broker for a delayed retry; False if that is not the
+        right outcome (no retries left, or the broker refused: then the caller goes on)."""
+        if not spec.retry.should_retry(error, run.attempt) or self.stopping:
+            return False
+        delivery = run.delivery
+        delay = spec.retry.delay(run.attempt)
+        headers = {**delivery.headers, ATTEMPT_HEADER: str(run.attempt)}
+        try:
+            await delivery.retry_later(delay, headers)
+        except Exception:
+            logger.exception(
+                "could not hand event %s back for a delayed retry; retrying in place",
+                run.envelope.id,
+            )
+            return False
+        logger.warning(
+            "handler %r failed on event %s (attempt %d, %s: %s); retrying in %.2fs via the broker",
+            spec.name,
+            run.envelope.id,
+            run.attempt,
+            type(error).__name__,
+            error,
+            delay,
+        )
+        return True
+
+    async def _retry(
+        self, spec: HandlerSpec, segments: tuple[Any, ...], run: _Message, error: Exception
+    ) -> DeadLetterReason | None:
+        """The handler failed with `error`: retry per its policy; the final failure, or None."""
+        envelope = run.envelope
         policy = spec.retry
-        while True:
+        while policy.should_retry(error, run.attempt) and not self.stopping:
+            delay = policy.delay(run.attempt)
+            logger.warning(
+                "handler %r failed on event %s (attempt %d, %s: %s); retrying in %.2fs",
+                spec.name,
+                envelope.id,
+                run.attempt,
+                type(error).__name__,
+                error,
+                delay,
+            )
+            await asyncio.sleep(delay)
+            run.attempt += 1
             try:
                 await spec.plan.call(run, segments)
                 return None
             except Exception as exc:
-                if policy.should_retry(exc, run.attempt) and not self.stopping:
-                    delay = policy.delay(run.attempt)
-                    logger.warning(
-                        "handler %r failed on event %s (attempt %d, %s: %s); retrying in %.2fs",
-                        spec.name,
-                        envelope.id,
-                        run.attempt,
-                        type(exc).__name__,
-                        exc,
-                        delay,
-                    )
-                    await asyncio.sleep(delay)
-                    run.attempt += 1
-                    continue
-                logger.error(
-                    "handler %r failed for good on event %s of type %r from %r after %d "
-                    "attempt(s); dead-lettering it",
-                    spec.name,
-                    envelope.id,
-                    envelope.type,
-                    topic,
-                    run.attempt,
-                    exc_info=exc,
-                )
-                return _reason("handler", exc, topic, run.attempt, spec, envelope.id, envelope.type)
+                error = exc
+        topic = run.delivery.topic
+        logger.error(
+            "handler %r failed for good on event %s of type %r from %r after %d "
+            "attempt(s); dead-lettering it",
+            spec.name,
+            envelope.id,
+            envelope.type,
+            topic,
+            run.attempt,
+            exc_info=error,
+        )
+        return _reason("handler", error, topic, run.attempt, spec, envelope.id, envelope.type)
 
     def _invalid(
         self, spec: HandlerSpec, message: _Message, exc: Exception, what: str
@@ -191,7 +264,7 @@ class Dispatcher:
             "validation",
             exc,
             message.delivery.topic,
-            message.first_attempt,
+            message.attempt,
             spec,
             envelope.id,
             envelope.type,
@@ -239,10 +312,7 @@ class Dispatcher:
                 logger.exception("could not nack it either; the broker will deliver it again")
 
 
-def _first_attempt(delivery: Delivery) -> int:
-    previous = delivery.headers.get(ATTEMPT_HEADER)
-    if previous is None:
-        return 1
+def _next_attempt(previous: str) -> int:
     try:
         return max(int(previous), 0) + 1
     except ValueError:

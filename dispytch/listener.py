@@ -11,7 +11,7 @@ from types import TracebackType
 from typing import Any
 
 from dispytch import signals
-from dispytch.backends.base import Consumer, Delivery
+from dispytch.backends.base import Consumer
 from dispytch.dispatch import Dispatcher
 from dispytch.errors import ConsumerStoppedError
 from dispytch.retry import Backoff
@@ -76,6 +76,7 @@ class EventListener:
         retry_on: type[BaseException] | Sequence[type[BaseException]] | None = None,
         retry_interval: float | None = None,
         backoff: Backoff | None = None,
+        delayed_retries: bool = False,
         name: str | None = None,
     ) -> Callable[[HandlerFunc], HandlerFunc]:
         """Register a handler directly on the listener (see `HandlerGroup.handler`)."""
@@ -86,6 +87,7 @@ class EventListener:
             retry_on=retry_on,
             retry_interval=retry_interval,
             backoff=backoff,
+            delayed_retries=delayed_retries,
             name=name,
         )
 
@@ -121,9 +123,17 @@ class EventListener:
         self._finished.clear()
         if handle_signals is None:
             handle_signals = threading.current_thread() is threading.main_thread()
+        self._dispatcher.delayed_retries_supported = self.consumer.capabilities.native_delay
+        for spec in self._router.specs:
+            if spec.retry.delayed and not self.consumer.capabilities.native_delay:
+                logger.warning(
+                    "handler %r asks for delayed retries, which %s cannot do; it retries in place",
+                    spec.name,
+                    type(self.consumer).__name__,
+                )
         try:
             await self.consumer.start(self._router.subscriptions)
-            self._pool = OrderedWorkerPool(self._handle, self.max_concurrency)
+            self._pool = OrderedWorkerPool(self._dispatcher.handle, self.max_concurrency)
             self._fetch_task = asyncio.create_task(self._fetch(self._pool), name="dispytch-fetch")
             self._started.set()
             with signals.stop_on_signals(self) if handle_signals else contextlib.nullcontext():
@@ -186,27 +196,18 @@ class EventListener:
             self._fetch_task.cancel()
 
     async def _fetch(self, pool: OrderedWorkerPool) -> None:
-        receive = self.consumer.receive
+        receive_many = self.consumer.receive_many
+        limit = self.max_concurrency
         try:
             while True:
-                await pool.acquire()
-                pool.submit(await receive())
+                if pool.in_flight >= limit:
+                    await pool.wait_for_room()
+                for delivery in await receive_many(limit - pool.in_flight):
+                    pool.submit(delivery)
         except ConsumerStoppedError:
             logger.info("consumer stopped; the listener stops fetching")
         except asyncio.CancelledError:
             pass
-
-    async def _handle(self, delivery: Delivery) -> None:
-        try:
-            await self._dispatcher.handle(delivery)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            logger.exception(
-                "unexpected error handling a message on %r; nacking it", delivery.topic
-            )
-            with contextlib.suppress(Exception):
-                await delivery.nack()
 
     async def _shutdown(self) -> None:
         self._request_stop()

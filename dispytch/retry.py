@@ -41,11 +41,18 @@ Backoff = FixedBackoff | ExponentialBackoff
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
     """`retries`: how many times a failed attempt is tried again (0: never).
-    `retry_on`: the exception classes worth retrying (default: any `Exception`)."""
+    `retry_on`: the exception classes worth retrying (default: any `Exception`).
+    `backoff`: how long to wait before each retry.
+    `delayed`: wait outside the consumer: the message goes back to the broker with its attempt
+    count in a header and comes back after the delay, so other messages (even with the same
+    key) go on meanwhile and a restart does not reset the count. Needs `native_delay`."""
 
     retries: int = 0
     retry_on: tuple[type[BaseException], ...] = (Exception,)
     backoff: Backoff = field(default_factory=FixedBackoff)
+    #: retry by handing the message back to the broker for later (see docs/delivery.md)
+    #: instead of waiting in place; needs a backend with `native_delay`
+    delayed: bool = False
 
     def __post_init__(self) -> None:
         if self.retries < 0:
@@ -58,6 +65,7 @@ class RetryPolicy:
         retry_on: type[BaseException] | Sequence[type[BaseException]] | None = None,
         retry_interval: float | None = None,
         backoff: Backoff | None = None,
+        delayed: bool = False,
     ) -> RetryPolicy:
         if backoff is not None and retry_interval is not None:
             raise ValueError("give either retry_interval or backoff, not both")
@@ -71,7 +79,7 @@ class RetryPolicy:
             if not (isinstance(error, type) and issubclass(error, BaseException)):
                 raise TypeError(f"retry_on must hold exception classes, got {error!r}")
         chosen = backoff or FixedBackoff(1.0 if retry_interval is None else retry_interval)
-        return cls(retries=retries, retry_on=errors, backoff=chosen)
+        return cls(retries=retries, retry_on=errors, backoff=chosen, delayed=delayed)
 
     def should_retry(self, error: BaseException, attempt: int) -> bool:
         """After `attempt` attempts failed with `error`: try once more?"""

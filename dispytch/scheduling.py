@@ -1,14 +1,17 @@
 """Bounded, key-ordered concurrency for deliveries.
 
 At most `max_concurrency` deliveries are in the pool at once (running or waiting behind their
-key): `acquire()` blocks the fetch loop until there is room, so nothing is fetched beyond the
-limit. Deliveries that share a non-None `ordering_key` run one after another in the order they
-were submitted; the others run concurrently on a fixed set of worker tasks (no task per message).
+key): the fetch loop calls `wait_for_room()` before it receives another message, so nothing is
+fetched beyond the limit. Deliveries that share a non-None `ordering_key` run one after another
+in the order they were submitted; the others run concurrently on a fixed set of worker tasks
+(no task per message). A worker takes ready deliveries without suspending while there are any,
+so a busy pool costs no event-loop round trip per message.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
@@ -25,33 +28,41 @@ class OrderedWorkerPool:
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
         self._handle = handle
-        self._slots = asyncio.Semaphore(max_concurrency)
-        self._ready: asyncio.Queue[Delivery] = asyncio.Queue()
-        #: keys with a delivery running or queued; the deque holds the ones waiting behind it
+        self._max = max_concurrency
+        self._ready: deque[Delivery] = deque()
+        #: keys with a delivery running or ready; the deque holds the ones waiting behind it
         self._waiting_by_key: dict[Hashable, deque[Delivery]] = {}
         self._in_flight = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self._idle_workers: deque[asyncio.Future[None]] = deque()
+        #: workers woken for ready deliveries that have not run yet
+        self._woken = 0
+        self._room: asyncio.Future[None] | None = None
+        self._drained: asyncio.Future[None] | None = None
         self._workers = [
             asyncio.create_task(self._work(), name=f"dispytch-worker-{n}")
             for n in range(max_concurrency)
         ]
+        self._worker_set = frozenset(self._workers)
 
     @property
     def in_flight(self) -> int:
         return self._in_flight
 
     def is_worker(self, task: asyncio.Task[object] | None) -> bool:
-        return task is not None and task in self._workers
+        return task in self._worker_set
 
-    async def acquire(self) -> None:
-        """Wait for room for one more delivery."""
-        await self._slots.acquire()
+    async def wait_for_room(self) -> None:
+        """Return once one more delivery may be submitted."""
+        while self._in_flight >= self._max:
+            self._room = asyncio.get_running_loop().create_future()
+            try:
+                await self._room
+            finally:
+                self._room = None
 
     def submit(self, delivery: Delivery) -> None:
-        """Queue a delivery; `acquire()` must have been awaited for it."""
+        """Queue a delivery (after `wait_for_room()`)."""
         self._in_flight += 1
-        self._idle.clear()
         key = delivery.ordering_key
         if key is not None:
             waiting = self._waiting_by_key.get(key)
@@ -59,14 +70,33 @@ class OrderedWorkerPool:
                 waiting.append(delivery)
                 return
             self._waiting_by_key[key] = deque()
-        self._ready.put_nowait(delivery)
+        self._ready.append(delivery)
+        if not self._woken:
+            self._wake_one()
+
+    def _wake_one(self) -> None:
+        # One woken worker at a time: a worker that takes a delivery wakes the next one if more
+        # are ready. Waking one per submit would cost a task switch per message when handlers
+        # finish without suspending (one worker then handles them all).
+        idle = self._idle_workers
+        while idle:
+            worker = idle.popleft()
+            if not worker.done():
+                worker.set_result(None)
+                self._woken += 1
+                return
 
     async def drain(self, timeout: float | None) -> bool:
         """Wait until every submitted delivery was handled; False if `timeout` ran out."""
+        if self._in_flight == 0:
+            return True
+        self._drained = asyncio.get_running_loop().create_future()
         try:
-            await asyncio.wait_for(self._idle.wait(), timeout)
+            await asyncio.wait_for(asyncio.shield(self._drained), timeout)
         except asyncio.TimeoutError:
             return False
+        finally:
+            self._drained = None
         return True
 
     async def close(self) -> None:
@@ -77,18 +107,31 @@ class OrderedWorkerPool:
 
     async def _work(self) -> None:
         handle = self._handle
+        ready = self._ready
+        loop = asyncio.get_running_loop()
         while True:
-            delivery: Delivery | None = await self._ready.get()
+            if not ready:
+                waiter = loop.create_future()
+                self._idle_workers.append(waiter)
+                await waiter
+                self._woken -= 1
+                continue
+            delivery: Delivery | None = ready.popleft()
+            if ready and not self._woken:
+                self._wake_one()
             while delivery is not None:
                 try:
                     await handle(delivery)
                 except Exception:  # handle() settles and logs itself; this is a last guard
-                    logger.exception("unexpected error while handling a delivery")
+                    logger.exception(
+                        "unexpected error handling a message on %r; nacking it", delivery.topic
+                    )
+                    with contextlib.suppress(Exception):
+                        await delivery.nack()
                 delivery = self._finish(delivery)
 
     def _finish(self, delivery: Delivery) -> Delivery | None:
-        """Release the delivery's slot; return the next one waiting behind its key, if any."""
-        self._slots.release()
+        """Free the delivery's place; return the next one waiting behind its key, if any."""
         self._in_flight -= 1
         following = None
         key = delivery.ordering_key
@@ -98,6 +141,9 @@ class OrderedWorkerPool:
                 following = waiting.popleft()
             else:
                 del self._waiting_by_key[key]
-        if self._in_flight == 0:
-            self._idle.set()
+        room = self._room
+        if room is not None and not room.done():
+            room.set_result(None)
+        if self._in_flight == 0 and self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
         return following

@@ -41,7 +41,8 @@ class Capabilities:
     consumer_groups: bool
     #: `Delivery.nack()` makes the broker deliver the message again
     redelivers_on_nack: bool
-    #: `Delivery.nack(delay=...)` delays that redelivery without blocking other messages
+    #: `Delivery.nack(delay=...)` delays that redelivery, and `Delivery.retry_later()` works:
+    #: neither blocks the other messages
     native_delay: bool = False
     #: the largest message value the broker accepts, when it has a limit
     max_message_bytes: int | None = None
@@ -196,6 +197,13 @@ class Delivery(abc.ABC):
         """Have the broker deliver the message again (after `delay` seconds if given and the
         backend has `native_delay`; otherwise as soon as it can)."""
 
+    async def retry_later(self, delay: float, headers: Mapping[str, str]) -> None:
+        """Store a copy of the message with `headers` (replacing its own) that this consumer
+        group receives again after `delay` seconds, then settle this delivery. Other groups do
+        not see the copy. Backends with `native_delay` implement it; it is how delayed retries
+        carry their attempt count (in `ATTEMPT_HEADER`) across restarts."""
+        raise NotImplementedError(f"{type(self).__name__} cannot retry later")
+
     @abc.abstractmethod
     async def dead_letter(self, reason: DeadLetterReason) -> None:
         """Store the original message with the reason's headers in the dead-letter
@@ -217,6 +225,13 @@ class Consumer(abc.ABC):
         """The next message. Waits until one arrives; raises `ConsumerStoppedError` once
         `stop()` was called. Called by one task at a time. Must be safe to cancel: a cancelled
         `receive()` loses no message (it is returned by a later call, or redelivered)."""
+
+    async def receive_many(self, max_messages: int) -> list[Delivery]:
+        """At least one and at most `max_messages` messages: those already fetched, else the
+        next one to arrive. Backends that fetch in batches override this; the listener uses it,
+        so a busy consumer costs one await per batch rather than per message. Same rules as
+        `receive()` (raises `ConsumerStoppedError` after `stop()`, safe to cancel)."""
+        return [await self.receive()]
 
     @abc.abstractmethod
     async def stop(self) -> None:

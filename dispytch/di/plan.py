@@ -31,6 +31,7 @@ _CALL_ASYNC = 1
 _CALL_SYNC_GENERATOR = 2
 _CALL_ASYNC_GENERATOR = 3
 
+# compared by exact type: isinstance() against these ABC subclasses is slow on the hot path
 _GENERATOR_CM_TYPES: tuple[type, ...] = (
     contextlib._GeneratorContextManager,
     contextlib._AsyncGeneratorContextManager,
@@ -51,7 +52,7 @@ class SegmentUse(typing.NamedTuple):
 
 
 class _DependencyNode:
-    __slots__ = ("call_kind", "enter_context", "factory", "name", "params", "use_cache")
+    __slots__ = ("call_kind", "enter_context", "factory", "name", "params", "simple", "use_cache")
 
     def __init__(
         self,
@@ -68,6 +69,14 @@ class _DependencyNode:
         self.use_cache = use_cache
         self.enter_context = enter_context
         self.name = name
+        wrapped = getattr(factory, "__wrapped__", None)
+        self.simple = (
+            call_kind == _CALL_SYNC
+            and not params
+            and not enter_context
+            and not inspect.isgeneratorfunction(wrapped)
+            and not inspect.isasyncgenfunction(wrapped)
+        )
 
 
 class _CallState:
@@ -92,7 +101,7 @@ class _CallState:
 class HandlerPlan:
     """How to call one handler: where each argument comes from."""
 
-    __slots__ = ("body_types", "func", "name", "params", "segment_uses")
+    __slots__ = ("_flat", "body_types", "func", "name", "params", "segment_uses")
 
     def __init__(
         self,
@@ -108,16 +117,43 @@ class HandlerPlan:
         #: every body type the handler and its dependencies ask for; validated before the call
         self.body_types = body_types
         self.segment_uses = segment_uses
+        dependencies = [payload for _, kind, payload in params if kind == _FROM_DEPENDENCY]
+        # the common shape: every dependency is a plain function without parameters, used once
+        self._flat = all(node.simple for node in dependencies) and len(set(dependencies)) == len(
+            dependencies
+        )
 
     def convert_segments(self, raw: Mapping[str, str]) -> tuple[Any, ...]:
         """Convert the topic's segment texts for this handler (raises pydantic ValidationError)."""
         return tuple(use.validate(raw[use.segment]) for use in self.segment_uses)
 
     async def call(self, source: EventSource, segments: tuple[Any, ...] = ()) -> None:
+        """Resolve the arguments, call the handler, run the teardowns (which see its error)."""
+        if self._flat:
+            # the common shape, without the per-event state: plain functions, no caching needed
+            kwargs: dict[str, Any] = {}
+            for name, kind, payload in self.params:
+                if kind == _FROM_EVENT:
+                    kwargs[name] = source.event_for(payload)
+                elif kind == _FROM_SEGMENT:
+                    kwargs[name] = segments[payload]
+                else:
+                    value = payload.factory()
+                    if type(value) in _GENERATOR_CM_TYPES:
+                        # a plain function that returned a @contextmanager object: it needs
+                        # entering, so this plan takes the general path from now on
+                        payload.simple = False
+                        self._flat = False
+                        return await self._call_with_state(source, segments)
+                    kwargs[name] = value
+            await self.func(**kwargs)
+            return
+        await self._call_with_state(source, segments)
+
+    async def _call_with_state(self, source: EventSource, segments: tuple[Any, ...]) -> None:
         state = _CallState(source, segments)
         try:
-            kwargs = await _resolve(self.params, state)
-            await self.func(**kwargs)
+            await self.func(**(await _resolve(self.params, state)))
         except BaseException as exc:
             if state.stack is not None:
                 await state.stack.__aexit__(type(exc), exc, exc.__traceback__)
@@ -130,7 +166,17 @@ async def _resolve(params: tuple[ParamSource, ...], state: _CallState) -> dict[s
     kwargs: dict[str, Any] = {}
     for name, kind, payload in params:
         if kind == _FROM_DEPENDENCY:
-            kwargs[name] = await _dependency_value(payload, state)
+            if payload.use_cache and payload in state.cache:
+                kwargs[name] = state.cache[payload]
+            elif payload.simple:  # a plain sync function without parameters: no await needed
+                value = payload.factory()
+                if type(value) in _GENERATOR_CM_TYPES:
+                    value = await state.enter(value)
+                if payload.use_cache:
+                    state.cache[payload] = value
+                kwargs[name] = value
+            else:
+                kwargs[name] = await _dependency_value(payload, state)
         elif kind == _FROM_EVENT:
             kwargs[name] = state.source.event_for(payload)
         else:
@@ -139,8 +185,6 @@ async def _resolve(params: tuple[ParamSource, ...], state: _CallState) -> dict[s
 
 
 async def _dependency_value(node: _DependencyNode, state: _CallState) -> Any:
-    if node.use_cache and node in state.cache:
-        return state.cache[node]
     kwargs = await _resolve(node.params, state) if node.params else {}
     kind = node.call_kind
     if kind == _CALL_SYNC:
@@ -149,7 +193,7 @@ async def _dependency_value(node: _DependencyNode, state: _CallState) -> Any:
         value = await node.factory(**kwargs)
     else:  # generators were wrapped into context manager factories when compiled
         value = await state.enter(node.factory(**kwargs))
-    if node.enter_context or isinstance(value, _GENERATOR_CM_TYPES):
+    if node.enter_context or type(value) in _GENERATOR_CM_TYPES:
         value = await state.enter(value)
     if node.use_cache:
         state.cache[node] = value

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
 
 from dispytch.backends.base import (
     Capabilities,
@@ -22,6 +23,9 @@ if TYPE_CHECKING:
     from dispytch.memory.broker import InMemoryBroker
 
 logger = logging.getLogger("dispytch.memory")
+
+_GONE = object()
+_FIRST_DELIVERY: Mapping[str, Any] = MappingProxyType({"deliveries": 1, "redelivered": False})
 
 CAPABILITIES = Capabilities(
     persistent=True,
@@ -44,11 +48,20 @@ class InMemoryDelivery(Delivery):
         self.key = message.key
         self.headers = message.headers
         self.ordering_key = message.key
-        self.metadata = {"deliveries": message.deliveries, "redelivered": message.deliveries > 1}
+        self.metadata = (
+            _FIRST_DELIVERY
+            if message.deliveries == 1
+            else {"deliveries": message.deliveries, "redelivered": True}
+        )
 
     async def ack(self) -> None:
-        if self._claim("ack"):
-            self._consumer._settle(self, self._message)
+        if not self._settled and self._consumer._unsettled.pop(self, _GONE) is not _GONE:
+            self._settled = True
+            queue = self._consumer._queue
+            if queue is not None:
+                queue.settle(self._message)
+        else:
+            self._claim("ack")
 
     async def nack(self, *, delay: float | None = None) -> None:
         if not self._claim("nack"):
@@ -59,6 +72,19 @@ class InMemoryDelivery(Delivery):
             )
         else:
             self._consumer._put_back(self, self._message)
+
+    async def retry_later(self, delay: float, headers: Mapping[str, str]) -> None:
+        if not self._claim("retry_later"):
+            return
+        message = self._message
+        copy = StoredMessage(message.topic, message.value, message.key, dict(headers))
+        consumer = self._consumer
+        queue = consumer._queue
+        assert queue is not None
+        # a delayed retry gives up order for throughput: later messages with the same key are
+        # not held back while the copy waits
+        asyncio.get_running_loop().call_later(delay, queue.push, copy)
+        consumer._settle(self, message)
 
     async def dead_letter(self, reason: DeadLetterReason) -> None:
         if self._settled:
@@ -137,6 +163,20 @@ class InMemoryConsumer(Consumer):
                 raise
             finally:
                 self._waiter = None
+
+    async def receive_many(self, max_messages: int) -> list[Delivery]:
+        first = await self.receive()
+        batch = [first]
+        queue = self._queue
+        assert queue is not None
+        while len(batch) < max_messages:
+            message = queue.take()
+            if message is None:
+                break
+            delivery = InMemoryDelivery(self, message)
+            self._unsettled[delivery] = None
+            batch.append(delivery)
+        return batch
 
     async def stop(self) -> None:
         self._stopped = True

@@ -61,17 +61,19 @@ class HandlerGroup:
         retry_on: type[BaseException] | Sequence[type[BaseException]] | None = None,
         retry_interval: float | None = None,
         backoff: Backoff | None = None,
+        delayed_retries: bool = False,
         name: str | None = None,
     ) -> Callable[[HandlerFunc], HandlerFunc]:
         """Register an async function as the handler of `event` on `topic`.
 
         `topic` may hold `{name}` segments (bound to `TopicSegment` parameters) and `*` for any
         one segment; `event="*"` handles every event type. Retries: `retries` more attempts
-        for exceptions in `retry_on`, waiting `retry_interval` seconds (or per `backoff`).
+        for exceptions in `retry_on`, waiting `retry_interval` seconds (or per `backoff`); with
+        `delayed_retries`, the wait happens on the broker instead of in the listener.
         """
         chosen_topic = topic if topic is not None else self.default_topic
         chosen_event = event if event is not None else self.default_event
-        policy = RetryPolicy.build(retries, retry_on, retry_interval, backoff)
+        policy = RetryPolicy.build(retries, retry_on, retry_interval, backoff, delayed_retries)
 
         def register(func: HandlerFunc, _depth: int = 1) -> HandlerFunc:
             # the caller's locals resolve annotations naming local classes (future annotations)

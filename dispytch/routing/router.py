@@ -30,7 +30,8 @@ class Router:
         self.delimiter = delimiter
         self._literal: dict[str, list[_Route]] = {}
         self._patterns: list[_Route] = []
-        self._cache: dict[tuple[str, str], tuple[Match, ...]] = {}
+        self._cache: dict[str, dict[str, tuple[Match, ...]]] = {}
+        self._cached = 0
 
     def add(self, spec: HandlerSpec) -> None:
         subscription = Subscription.parse(spec.topic, self.delimiter)
@@ -52,6 +53,7 @@ class Router:
         else:
             self._patterns.append(route)
         self._cache.clear()
+        self._cached = 0
 
     @property
     def subscriptions(self) -> list[Subscription]:
@@ -65,13 +67,17 @@ class Router:
         return [route.spec for route in self._routes()]
 
     def match(self, topic: str, event_type: str) -> tuple[Match, ...]:
-        key = (topic, event_type)
-        found = self._cache.get(key)
-        if found is None:
-            found = self._find(topic, event_type)
-            if len(self._cache) >= _CACHE_LIMIT:
-                self._cache.clear()
-            self._cache[key] = found
+        by_type = self._cache.get(topic)
+        if by_type is not None:
+            found = by_type.get(event_type)
+            if found is not None:
+                return found
+        found = self._find(topic, event_type)
+        if self._cached >= _CACHE_LIMIT:  # topics and types from the wire: keep the cache bounded
+            self._cache.clear()
+            self._cached = 0
+        self._cache.setdefault(topic, {})[event_type] = found
+        self._cached += 1
         return found
 
     def _routes(self) -> Iterable[_Route]:
