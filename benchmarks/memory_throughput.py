@@ -159,7 +159,9 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--rss", type=int, default=1_000_000, help="events for the RSS run (0: skip)")
+    parser.add_argument(
+        "--rss", type=int, default=1_000_000, help="events for the RSS run (0: skip)"
+    )
     args = parser.parse_args()
 
     payloads = make_payloads(args.events)
@@ -169,11 +171,16 @@ async def main() -> None:
     for _ in range(args.rounds):
         reference.append(args.events / await hand_written(payloads))
         framework.append(args.events / await through_dispytch(payloads))
-    ratios = [f / r for f, r in zip(framework, reference)]
+    ratios = [f / r for f, r in zip(framework, reference, strict=True)]
     print(f"{args.events} events x {args.rounds} rounds (alternating), events/s")
     print(f"{'path':<28}{'median':>12}{'min':>12}{'max':>12}")
-    for name, rates in (("hand-written loop (ceiling)", reference), ("dispytch in-memory", framework)):
-        print(f"{name:<28}{statistics.median(rates):>12,.0f}{min(rates):>12,.0f}{max(rates):>12,.0f}")
+    for name, rates in (
+        ("hand-written loop (ceiling)", reference),
+        ("dispytch in-memory", framework),
+    ):
+        print(
+            f"{name:<28}{statistics.median(rates):>12,.0f}{min(rates):>12,.0f}{max(rates):>12,.0f}"
+        )
     print(f"{'ratio (median of rounds)':<28}{statistics.median(ratios):>12.2f}")
     if args.rss:
         samples = await rss_run(args.rss)

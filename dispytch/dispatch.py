@@ -28,6 +28,8 @@ from dispytch.serialization.base import CONTENT_TYPE_HEADER, Deserializer
 logger = logging.getLogger("dispytch.listener")
 
 _new_event = object.__new__
+#: a handler run's outcome when the listener stops before its retries are done
+_GIVE_BACK = DeadLetterReason("give-back", "", "", "")
 
 
 class _Message:
@@ -87,9 +89,19 @@ class Dispatcher:
         self.deserializer = deserializer
         self.deserializers_by_content_type = deserializers_by_content_type
         self.dead_letter_unhandled = dead_letter_unhandled
-        #: set when the listener stops: retries are not waited for any more
-        self.stopping = False
         self.delayed_retries_supported = False
+        #: set when the listener stops: retries are not waited for any more
+        self._stopping = asyncio.Event()
+
+    def reset(self) -> None:
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
 
     async def handle(self, delivery: Delivery) -> None:
         try:
@@ -129,7 +141,13 @@ class Dispatcher:
             results = await asyncio.gather(
                 *(self._run(match, message.for_another_handler()) for match in matches)
             )
-            failure = next((reason for reason in results if reason is not None), None)
+            if _GIVE_BACK in results:
+                failure = _GIVE_BACK
+            else:
+                failure = next((reason for reason in results if reason is not None), None)
+        if failure is _GIVE_BACK:
+            await self._give_back(delivery)
+            return
         if failure is not None:
             await self.dead_letter(delivery, failure)
             return
@@ -183,6 +201,24 @@ class Dispatcher:
             return self._invalid(spec, message, exc, "body")
         return None
 
+    async def _stopped_within(self, delay: float) -> bool:
+        """Wait `delay` seconds for a retry; True if the listener began stopping meanwhile."""
+        if self._stopping.is_set():
+            return True
+        try:
+            await asyncio.wait_for(self._stopping.wait(), delay)
+        except asyncio.TimeoutError:
+            return False
+        return True
+
+    async def _give_back(self, delivery: Delivery) -> None:
+        """Shutting down with retries left: the broker delivers the message again later."""
+        logger.info("stopping: a message on %r with retries left goes back", delivery.topic)
+        try:
+            await delivery.nack()
+        except Exception:
+            logger.exception("could not nack it; the broker will deliver it again")
+
     async def _retry_later(self, spec: HandlerSpec, run: _Message, error: Exception) -> bool:
         """Hand the message back to the broker for a delayed retry; False if that is not the
         right outcome (no retries left, or the broker refused: then the caller goes on)."""
@@ -216,7 +252,7 @@ class Dispatcher:
         """The handler failed with `error`: retry per its policy; the final failure, or None."""
         envelope = run.envelope
         policy = spec.retry
-        while policy.should_retry(error, run.attempt) and not self.stopping:
+        while policy.should_retry(error, run.attempt):
             delay = policy.delay(run.attempt)
             logger.warning(
                 "handler %r failed on event %s (attempt %d, %s: %s); retrying in %.2fs",
@@ -227,7 +263,8 @@ class Dispatcher:
                 error,
                 delay,
             )
-            await asyncio.sleep(delay)
+            if await self._stopped_within(delay):
+                return _GIVE_BACK
             run.attempt += 1
             try:
                 await spec.plan.call(run, segments)

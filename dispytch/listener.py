@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -13,8 +14,8 @@ from typing import Any
 from dispytch import signals
 from dispytch.backends.base import Consumer
 from dispytch.dispatch import Dispatcher
-from dispytch.errors import ConsumerStoppedError
-from dispytch.retry import Backoff
+from dispytch.errors import BackendError, ConsumerStoppedError
+from dispytch.retry import Backoff, ExponentialBackoff
 from dispytch.routing.group import HandlerFunc, HandlerGroup
 from dispytch.routing.router import Router
 from dispytch.scheduling import OrderedWorkerPool
@@ -22,6 +23,12 @@ from dispytch.serialization.base import Deserializer
 from dispytch.serialization.json import JSONDeserializer
 
 logger = logging.getLogger("dispytch.listener")
+
+#: the listener whose handler is running in the current task (None outside handlers)
+handling_listener: contextvars.ContextVar[EventListener | None] = contextvars.ContextVar(
+    "dispytch_handling_listener", default=None
+)
+_RECEIVE_BACKOFF = ExponentialBackoff(initial=0.5, max_delay=15.0, jitter=True)
 
 
 class EventListener:
@@ -64,6 +71,8 @@ class EventListener:
         self._fetch_task: asyncio.Task[None] | None = None
         self._listen_task: asyncio.Task[None] | None = None
         self._pool: OrderedWorkerPool | None = None
+        #: what made the listener stop on its own (raised from `listen()` after the shutdown)
+        self._failure: BaseException | None = None
 
     # -- registration -------------------------------------------------------------------------
 
@@ -118,7 +127,8 @@ class EventListener:
             raise RuntimeError("the listener has no handlers: add a HandlerGroup or a handler")
         self._running = True
         self._stopping = False
-        self._dispatcher.stopping = False
+        self._failure = None
+        self._dispatcher.reset()
         self._started.clear()
         self._finished.clear()
         if handle_signals is None:
@@ -133,6 +143,7 @@ class EventListener:
                 )
         try:
             await self.consumer.start(self._router.subscriptions)
+            handling_listener.set(self)  # inherited by the workers (and tasks they start)
             self._pool = OrderedWorkerPool(self._dispatcher.handle, self.max_concurrency)
             self._fetch_task = asyncio.create_task(self._fetch(self._pool), name="dispytch-fetch")
             self._started.set()
@@ -143,6 +154,8 @@ class EventListener:
             raise
         finally:
             await self._shutdown()
+        if self._failure is not None:
+            raise self._failure
 
     async def stop(self) -> None:
         """Stop fetching, let running handlers finish (up to `shutdown_grace`), settle, close.
@@ -150,8 +163,8 @@ class EventListener:
         if not self._running:
             return
         self._request_stop()
-        if self._pool is not None and self._pool.is_worker(asyncio.current_task()):
-            return
+        if handling_listener.get() is self:
+            return  # called by one of our own handlers: waiting would wait for itself
         await self._finished.wait()
 
     def run(self) -> None:
@@ -191,23 +204,45 @@ class EventListener:
         if self._stopping:
             return
         self._stopping = True
-        self._dispatcher.stopping = True
+        self._dispatcher.stop()
         if self._fetch_task is not None:
             self._fetch_task.cancel()
 
     async def _fetch(self, pool: OrderedWorkerPool) -> None:
         receive_many = self.consumer.receive_many
         limit = self.max_concurrency
-        try:
-            while True:
+        failures = 0
+        while True:
+            try:
                 if pool.in_flight >= limit:
                     await pool.wait_for_room()
                 for delivery in await receive_many(limit - pool.in_flight):
                     pool.submit(delivery)
-        except ConsumerStoppedError:
-            logger.info("consumer stopped; the listener stops fetching")
-        except asyncio.CancelledError:
-            pass
+                failures = 0
+            except ConsumerStoppedError:
+                logger.info("consumer stopped; the listener stops fetching")
+                return
+            except asyncio.CancelledError:
+                return
+            except BackendError as exc:
+                # the broker went away: clients reconnect by themselves; keep asking, slower
+                failures += 1
+                delay = _RECEIVE_BACKOFF.delay(failures)
+                logger.warning(
+                    "receiving failed (%s: %s); trying again in %.1fs",
+                    type(exc).__name__,
+                    exc,
+                    delay,
+                )
+                try:
+                    await asyncio.sleep(delay)
+                except asyncio.CancelledError:
+                    return
+            except Exception as exc:
+                logger.exception("the consumer failed; the listener stops")
+                self._failure = exc
+                self._request_stop()
+                return
 
     async def _shutdown(self) -> None:
         self._request_stop()

@@ -141,18 +141,27 @@ class HandlerPlan:
                     value = payload.factory()
                     if type(value) in _GENERATOR_CM_TYPES:
                         # a plain function that returned a @contextmanager object: it needs
-                        # entering, so this plan takes the general path from now on
+                        # entering, so this plan takes the general path from now on; this
+                        # event keeps the object already made (calling again repeats effects)
                         payload.simple = False
                         self._flat = False
-                        return await self._call_with_state(source, segments)
+                        return await self._call_with_state(source, segments, (payload, value))
                     kwargs[name] = value
             await self.func(**kwargs)
             return
         await self._call_with_state(source, segments)
 
-    async def _call_with_state(self, source: EventSource, segments: tuple[Any, ...]) -> None:
+    async def _call_with_state(
+        self,
+        source: EventSource,
+        segments: tuple[Any, ...],
+        made: tuple[_DependencyNode, Any] | None = None,
+    ) -> None:
         state = _CallState(source, segments)
         try:
+            if made is not None:  # a dependency value made already, to be entered and reused
+                node, manager = made
+                state.cache[node] = await state.enter(manager)
             await self.func(**(await _resolve(self.params, state)))
         except BaseException as exc:
             if state.stack is not None:
@@ -166,7 +175,8 @@ async def _resolve(params: tuple[ParamSource, ...], state: _CallState) -> dict[s
     kwargs: dict[str, Any] = {}
     for name, kind, payload in params:
         if kind == _FROM_DEPENDENCY:
-            if payload.use_cache and payload in state.cache:
+            # only cached nodes are stored, apart from a value `call` made before switching paths
+            if payload in state.cache:
                 kwargs[name] = state.cache[payload]
             elif payload.simple:  # a plain sync function without parameters: no await needed
                 value = payload.factory()

@@ -23,7 +23,7 @@ from dispytch.backends.base import OutgoingMessage, Subscription
 from dispytch.errors import MessageTooLargeError
 from dispytch.memory.consumer import CAPABILITIES, InMemoryConsumer
 from dispytch.memory.producer import InMemoryProducer
-from dispytch.memory.queue import GroupQueue, StoredMessage
+from dispytch.memory.queue import GroupQueue, StoredMessage, takes
 
 
 class InMemoryBroker:
@@ -73,7 +73,8 @@ class InMemoryBroker:
     def _store(self, message: StoredMessage) -> None:
         groups = self._routes.get(message.topic)
         if groups is None:
-            groups = tuple(g for g in self._groups.values() if g.wants(message.topic))
+            suffix = self.dead_letter_suffix
+            groups = tuple(g for g in self._groups.values() if g.wants(message.topic, suffix))
             self._routes[message.topic] = groups
         if not groups:
             self._backlog.setdefault(message.topic, deque()).append(message)
@@ -93,7 +94,8 @@ class InMemoryBroker:
             group.subscriptions[subscription.pattern] = subscription
         if added:
             self._routes.clear()
-            for topic in [t for t in self._backlog if any(s.matches(t) for s in added)]:
+            suffix = self.dead_letter_suffix
+            for topic in [t for t in self._backlog if any(takes(s, t, suffix) for s in added)]:
                 for message in self._backlog.pop(topic):
                     group.push(message)
         return group

@@ -32,8 +32,8 @@ class GroupQueue:
     waiters: deque[asyncio.Future[None]] = field(default_factory=deque)
     unsettled: int = 0
 
-    def wants(self, topic: str) -> bool:
-        return any(sub.matches(topic) for sub in self.subscriptions.values())
+    def wants(self, topic: str, dead_letter_suffix: str) -> bool:
+        return any(takes(sub, topic, dead_letter_suffix) for sub in self.subscriptions.values())
 
     def push(self, message: StoredMessage) -> None:
         key = message.key
@@ -84,3 +84,16 @@ class GroupQueue:
     def pending(self) -> int:
         """Messages not yet settled: ready, waiting behind their key, or delivered."""
         return len(self.ready) + sum(map(len, self.blocked.values())) + self.unsettled
+
+
+def takes(subscription: Subscription, topic: str, dead_letter_suffix: str) -> bool:
+    """Does `subscription` receive `topic`? A dead-letter topic only goes to subscriptions that
+    name it (literally, or with a pattern ending in the suffix): a wildcard handler must not
+    receive its own dead letters, fail on them, and loop."""
+    if (
+        dead_letter_suffix
+        and topic.endswith(dead_letter_suffix)
+        and not subscription.pattern.endswith(dead_letter_suffix)
+    ):
+        return False
+    return subscription.matches(topic)

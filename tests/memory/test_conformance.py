@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -50,5 +49,5 @@ def memory_harness(broker: InMemoryBroker) -> BackendHarness:
 
 class TestInMemoryConformance(ConformanceSuite):
     @pytest.fixture
-    async def harness(self) -> AsyncIterator[BackendHarness]:
-        yield memory_harness(InMemoryBroker())
+    async def harness(self) -> BackendHarness:
+        return memory_harness(InMemoryBroker())
