@@ -1,0 +1,256 @@
+"""Kafka throughput: Dispytch against hand-written aiokafka code doing the same work.
+
+Consume: EVENTS pre-produced events (the 0.10 JSON envelope, keyless, spread over PARTITIONS
+partitions) are read by a fresh consumer group, once through EventListener + KafkaConsumer,
+once by a hand-written aiokafka loop that does the same work per event: decode the envelope
+with pydantic_core.from_json, validate the body with pydantic, and commit (every 0.5 s, as
+Dispytch's default; the hand-written loop handles events one by one, in fetch order).
+Each side's time runs from start() until the last event was handled, so both include joining
+the group.
+
+Publish: emit() one at a time vs AIOKafkaProducer.send_and_wait(); emit_many() vs aiokafka
+send() of every record then awaiting all futures. Both producers use acks="all" and
+enable_idempotence=True (Dispytch's defaults).
+
+Rounds alternate between the two sides; medians are printed.
+
+    scripts/brokers start kafka
+    .venv/bin/python benchmarks/kafka_throughput.py [--events 20000] [--rounds 5] [--publish 5000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+import pydantic_core
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from pydantic import BaseModel
+
+from dispytch import Event, EventBase, EventEmitter, EventListener
+from dispytch.kafka import KafkaConsumer, KafkaProducer
+
+BOOTSTRAP = os.environ.get("DISPYTCH_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+PARTITIONS = 4
+PRODUCER_OPTIONS = {"acks": "all", "enable_idempotence": True, "linger_ms": 5}
+
+
+class Address(BaseModel):
+    street: str
+    city: str
+    zip: str
+
+
+class User(BaseModel):
+    id: str
+    email: str
+    name: str
+    address: Address
+
+
+class UserRegistered(BaseModel):
+    user: User
+    timestamp: int
+
+
+def user(n: int) -> User:
+    address = Address(street=f"{n} Main St", city="Springfield", zip="12345")
+    return User(id=str(n), email=f"user{n}@example.com", name=f"User {n}", address=address)
+
+
+def envelope(n: int) -> bytes:
+    body = UserRegistered(user=user(n), timestamp=n).model_dump(mode="json")
+    payload = {"id": str(uuid.uuid4()), "type": "user_registered", "body": body, "timestamp": n}
+    return pydantic_core.to_json(payload)
+
+
+async def create_topic(partitions: int) -> str:
+    name = f"bench-{uuid.uuid4().hex[:10]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, partitions, 1)])
+    finally:
+        await admin.close()
+    return name
+
+
+async def fill(topic: str, count: int) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, **PRODUCER_OPTIONS)
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, envelope(n)) for n in range(count)]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+# -- consume ---------------------------------------------------------------------------------
+
+
+async def consume_dispytch(topic: str, count: int) -> float:
+    done = asyncio.Event()
+    handled = 0
+    listener = EventListener(KafkaConsumer.create(BOOTSTRAP, f"bench-{uuid.uuid4().hex}"))
+
+    @listener.handler(topic=topic, event="user_registered")
+    async def on_user(event: Event[UserRegistered]) -> None:
+        nonlocal handled
+        handled += 1
+        if handled == count:
+            done.set()
+
+    started = time.perf_counter()
+    async with listener:
+        await done.wait()
+        elapsed = time.perf_counter() - started
+    return elapsed
+
+
+async def consume_by_hand(topic: str, count: int) -> float:
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=BOOTSTRAP,
+        group_id=f"bench-{uuid.uuid4().hex}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    handled = 0
+    started = time.perf_counter()
+    await consumer.start()
+    last_commit = time.perf_counter()
+    try:
+        while handled < count:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=500)
+            for records in batches.values():
+                for record in records:
+                    payload = pydantic_core.from_json(record.value)
+                    if payload["type"] == "user_registered":
+                        UserRegistered.model_validate(payload["body"])
+                        handled += 1
+            if time.perf_counter() - last_commit >= 0.5:
+                await consumer.commit()
+                last_commit = time.perf_counter()
+        await consumer.commit()
+        return time.perf_counter() - started
+    finally:
+        await consumer.stop()
+
+
+# -- publish ---------------------------------------------------------------------------------
+
+
+class UserRegisteredEvent(EventBase):
+    __topic__ = "unset"
+    __event_type__ = "user_registered"
+    user: User
+    timestamp: int
+
+
+def events(topic: str, count: int) -> list[UserRegisteredEvent]:
+    cls = type("Bench", (UserRegisteredEvent,), {"__topic__": topic, "__module__": __name__})
+    return [cls(user=user(n), timestamp=n) for n in range(count)]
+
+
+async def publish_dispytch(topic: str, count: int, batched: bool) -> float:
+    batch = events(topic, count)
+    emitter = EventEmitter(KafkaProducer.create(BOOTSTRAP, linger_ms=5))
+    async with emitter:
+        started = time.perf_counter()
+        if batched:
+            await emitter.emit_many(batch)
+        else:
+            for event in batch:
+                await emitter.emit(event)
+        return time.perf_counter() - started
+
+
+async def publish_by_hand(topic: str, count: int, batched: bool) -> float:
+    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, **PRODUCER_OPTIONS)
+    await producer.start()
+    try:
+        batch = events(topic, count)
+        started = time.perf_counter()
+        # the same per-event work as the emitter: dump the body, wrap it, serialize
+        values = (
+            pydantic_core.to_json(
+                {
+                    "id": event.id,
+                    "type": "user_registered",
+                    "body": event.model_dump(mode="json"),
+                    "timestamp": int(time.time() * 1000),
+                }
+            )
+            for event in batch
+        )
+        if batched:
+            futures = [await producer.send(topic, value) for value in values]
+            await asyncio.gather(*futures)
+        else:
+            for value in values:
+                await producer.send_and_wait(topic, value)
+        return time.perf_counter() - started
+    finally:
+        await producer.stop()
+
+
+# -- driver ----------------------------------------------------------------------------------
+
+
+async def alternate(
+    rounds: int, dispytch: Callable[[], Awaitable[float]], by_hand: Callable[[], Awaitable[float]]
+) -> tuple[float, float]:
+    ours, theirs = [], []
+    for n in range(rounds):
+        first, second = (dispytch, by_hand) if n % 2 == 0 else (by_hand, dispytch)
+        for side in (first, second):
+            elapsed = await side()
+            (ours if side is dispytch else theirs).append(elapsed)
+    return statistics.median(ours), statistics.median(theirs)
+
+
+def row(name: str, count: int, ours: float, theirs: float) -> str:
+    return f"{name:<28} {count / ours:>12,.0f} {count / theirs:>12,.0f} {ours / theirs:>8.2f}x"
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--publish", type=int, default=5_000)
+    args = parser.parse_args()
+
+    topic = await create_topic(PARTITIONS)
+    await fill(topic, args.events)
+    consume = await alternate(
+        args.rounds,
+        lambda: consume_dispytch(topic, args.events),
+        lambda: consume_by_hand(topic, args.events),
+    )
+    out = await create_topic(PARTITIONS)
+    single = await alternate(
+        args.rounds,
+        lambda: publish_dispytch(out, args.publish // 10, batched=False),
+        lambda: publish_by_hand(out, args.publish // 10, batched=False),
+    )
+    many = await alternate(
+        args.rounds,
+        lambda: publish_dispytch(out, args.publish, batched=True),
+        lambda: publish_by_hand(out, args.publish, batched=True),
+    )
+    print(f"Kafka at {BOOTSTRAP}, {PARTITIONS} partitions, medians of {args.rounds} rounds")
+    print(f"{'events/s':<28} {'dispytch':>12} {'aiokafka':>12} {'time':>9}")
+    print(row("consume (listener)", args.events, *consume))
+    print(row("emit / send_and_wait", args.publish // 10, *single))
+    print(row("emit_many / batched send", args.publish, *many))
+    print("time: Dispytch's time over the hand-written code's (lower is better, 1.00x = equal)")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,61 @@
+"""aiokafka's exceptions, translated into `dispytch.errors` at the backend's boundary."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiokafka import errors as kafka_errors
+
+from dispytch.errors import (
+    BackendError,
+    BrokerUnavailableError,
+    EmitTimeoutError,
+    MessageTooLargeError,
+    ProducerError,
+)
+
+_TOO_LARGE = (
+    kafka_errors.MessageSizeTooLargeError,
+    kafka_errors.RecordTooLargeError,
+    kafka_errors.RecordListTooLargeError,
+)
+_UNAVAILABLE = (
+    kafka_errors.KafkaConnectionError,
+    kafka_errors.NoBrokersAvailable,
+    kafka_errors.KafkaUnavailableError,
+    kafka_errors.NodeNotReadyError,
+    ConnectionError,
+    OSError,
+)
+
+
+def producer_error(exc: BaseException, topic: str) -> BackendError:
+    """The dispytch error for an exception raised while sending to `topic`."""
+    if isinstance(exc, _TOO_LARGE):
+        return MessageTooLargeError(f"message for topic {topic!r} is too large: {exc}")
+    if isinstance(exc, kafka_errors.KafkaTimeoutError | asyncio.TimeoutError):
+        return EmitTimeoutError(f"Kafka did not confirm the message for {topic!r} in time")
+    if isinstance(exc, _UNAVAILABLE):
+        return BrokerUnavailableError(f"Kafka is unreachable: {exc}")
+    return ProducerError(f"Kafka refused the message for topic {topic!r}: {exc!r}")
+
+
+def connection_error(exc: BaseException, what: str) -> BackendError:
+    """The dispytch error for an exception raised while connecting or fetching."""
+    if isinstance(exc, _UNAVAILABLE):
+        return BrokerUnavailableError(f"Kafka is unreachable ({what}): {exc}")
+    return BackendError(f"Kafka failed ({what}): {exc!r}")
+
+
+#: exceptions that `producer_error` / `connection_error` translate
+KAFKA_EXCEPTIONS: tuple[type[BaseException], ...] = (
+    kafka_errors.KafkaError,
+    ConnectionError,
+    OSError,
+)
+#: what sending may raise: client errors, our timeout, aiokafka's argument checks (asserts)
+SEND_EXCEPTIONS: tuple[type[BaseException], ...] = (
+    asyncio.TimeoutError,
+    AssertionError,
+    *KAFKA_EXCEPTIONS,
+)

@@ -1,0 +1,164 @@
+"""`KafkaProducer`: stores `OutgoingMessage`s on Kafka and waits for the broker's ack."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+
+from dispytch.backends.base import OutgoingMessage, Producer
+from dispytch.kafka._errors import (
+    KAFKA_EXCEPTIONS,
+    SEND_EXCEPTIONS,
+    connection_error,
+    producer_error,
+)
+from dispytch.kafka.config import KafkaEventConfig, header_bytes
+
+#: defaults for producers Dispytch creates: wait for every in-sync replica, no duplicates
+#: from the client's own retries
+OWNED_PRODUCER_DEFAULTS: dict[str, Any] = {"acks": "all", "enable_idempotence": True}
+
+
+class KafkaProducer(Producer):
+    """A `Producer` on an aiokafka `AIOKafkaProducer`.
+
+    `KafkaProducer(client)` wraps a client you created (and may have started; it is started
+    here when not). `close()` stops it only when Dispytch started it.
+    `KafkaProducer.create(bootstrap_servers, **aiokafka_options)` creates and owns one, with
+    `acks="all"` and `enable_idempotence=True` unless the options say otherwise.
+    """
+
+    def __init__(self, producer: AIOKafkaProducer) -> None:
+        self._client: AIOKafkaProducer | None = producer
+        self._options: dict[str, Any] | None = None
+        self._owns_client = False
+        self._started = False
+        self._start_lock = asyncio.Lock()
+
+    @classmethod
+    def create(cls, bootstrap_servers: str | list[str], **aiokafka_options: Any) -> KafkaProducer:
+        """A producer that creates its aiokafka client on `start()` and stops it on `close()`.
+        `aiokafka_options` go to `AIOKafkaProducer` (TLS: `security_protocol`, `ssl_context`;
+        SASL: `sasl_mechanism`, `sasl_plain_username`, ...)."""
+        self = cls.__new__(cls)
+        self._client = None
+        self._options = {
+            **OWNED_PRODUCER_DEFAULTS,
+            **aiokafka_options,
+            "bootstrap_servers": bootstrap_servers,
+        }
+        self._owns_client = True
+        self._started = False
+        self._start_lock = asyncio.Lock()
+        return self
+
+    @property
+    def client(self) -> AIOKafkaProducer | None:
+        """The aiokafka producer (None until `start()` for a producer made by `create()`)."""
+        return self._client
+
+    async def start(self) -> None:
+        async with self._start_lock:
+            if self._started:
+                return
+            if self._options is not None:
+                self._client = AIOKafkaProducer(**self._options)
+            elif not _producer_running(self._client):
+                self._owns_client = True
+            client = self._client
+            assert client is not None
+            if self._owns_client:
+                try:
+                    await client.start()
+                except KAFKA_EXCEPTIONS as exc:
+                    await _quiet_stop(client)
+                    raise connection_error(exc, "starting the producer") from exc
+            self._started = True
+
+    async def send(self, message: OutgoingMessage, *, timeout: float | None = None) -> None:
+        client = await self._ready()
+        try:
+            await asyncio.wait_for(self._send_one(client, message), timeout)
+        except SEND_EXCEPTIONS as exc:
+            raise producer_error(exc, message.topic) from exc
+
+    async def send_many(
+        self, messages: Sequence[OutgoingMessage], *, timeout: float | None = None
+    ) -> None:
+        """Queue every message (aiokafka batches them by `linger_ms`), then wait for all acks."""
+        if not messages:
+            return
+        client = await self._ready()
+        current = messages[0].topic
+        try:
+
+            async def send_all() -> None:
+                nonlocal current
+                acks = []
+                for message in messages:
+                    current = message.topic
+                    acks.append(await _enqueue(client, message))
+                await asyncio.gather(*acks)
+
+            await asyncio.wait_for(send_all(), timeout)
+        except SEND_EXCEPTIONS as exc:
+            raise producer_error(exc, current) from exc
+
+    async def close(self) -> None:
+        client = self._client
+        if client is not None and self._owns_client and self._started:
+            await _quiet_stop(client)
+        self._started = False
+        if self._options is not None:
+            self._client = None
+
+    async def _ready(self) -> AIOKafkaProducer:
+        if not self._started:
+            await self.start()
+        assert self._client is not None
+        return self._client
+
+    @staticmethod
+    async def _send_one(client: AIOKafkaProducer, message: OutgoingMessage) -> None:
+        await (await _enqueue(client, message))
+
+
+async def _enqueue(client: AIOKafkaProducer, message: OutgoingMessage) -> asyncio.Future[Any]:
+    """Hand the record to aiokafka's batcher; the returned future resolves on the broker's ack."""
+    key = message.key
+    partition = None
+    timestamp_ms = message.timestamp_ms
+    headers = message.headers
+    config = message.config
+    if isinstance(config, KafkaEventConfig):
+        config_key = config.key_bytes()
+        if config_key is not None:
+            key = config_key
+        partition = config.partition
+        if config.timestamp_ms is not None:
+            timestamp_ms = config.timestamp_ms
+        if config.headers:
+            headers = {**headers, **config.headers}
+    future: asyncio.Future[Any] = await client.send(
+        message.topic,
+        value=message.value,
+        key=key,
+        partition=partition,
+        timestamp_ms=timestamp_ms,
+        headers=[(name, header_bytes(value)) for name, value in headers.items()],
+    )
+    return future
+
+
+def _producer_running(client: AIOKafkaProducer) -> bool:
+    sender = getattr(client, "_sender", None)
+    return getattr(sender, "sender_task", None) is not None
+
+
+async def _quiet_stop(client: AIOKafkaProducer) -> None:
+    with contextlib.suppress(*KAFKA_EXCEPTIONS):
+        await client.stop()

@@ -1,0 +1,39 @@
+# ruff: noqa
+"""The seed's emitter example, verbatim (it is our API contract)."""
+
+# fmt: off
+import uuid
+from datetime import datetime
+
+from pydantic import BaseModel
+from dispytch import EventBase
+
+
+class User(BaseModel):
+    id: str
+    email: str
+    name: str
+
+
+class UserEvent(EventBase):
+    __topic__ = "user_events"
+
+
+class UserRegistered(UserEvent):
+    __event_type__ = "user_registered"
+
+    user: User
+    timestamp: int
+
+
+async def example_emit(emitter):
+    await emitter.emit(
+        UserRegistered(
+            user=User(
+                id=str(uuid.uuid4()),
+                email="example@mail.com",
+                name="John Doe",
+            ),
+            timestamp=int(datetime.now().timestamp()),
+        )
+    )

@@ -1,0 +1,99 @@
+"""The commit bookkeeping, without a broker: commits never pass an unsettled offset."""
+
+from __future__ import annotations
+
+from dispytch.kafka._offsets import CommitTracker, PartitionOffsets
+
+
+def hand_out(offsets: PartitionOffsets, *numbers: int) -> None:
+    for number in numbers:
+        assert offsets.hand_out(number)
+
+
+def test_nothing_to_commit_before_any_record() -> None:
+    offsets = PartitionOffsets("t", 0)
+    assert offsets.commit_offset() is None
+    assert offsets.pending_commit() is None
+
+
+def test_out_of_order_settlement_commits_only_below_the_first_unsettled() -> None:
+    offsets = PartitionOffsets("t", 0)
+    hand_out(offsets, 10, 11, 12, 13)
+    assert offsets.settle(12)
+    assert offsets.settle(13)
+    assert offsets.commit_offset() == 10
+    assert offsets.settle(10)
+    assert offsets.commit_offset() == 11
+    assert offsets.settle(11)
+    assert offsets.commit_offset() == 14
+
+
+def test_gaps_in_offsets_do_not_block_commits() -> None:
+    offsets = PartitionOffsets("t", 0)
+    hand_out(offsets, 3, 5, 9)  # 4, 6-8: transaction markers or compacted away
+    for number in (9, 3, 5):
+        offsets.settle(number)
+    assert offsets.commit_offset() == 10
+
+
+def test_settling_twice_or_unknown_offsets_changes_nothing() -> None:
+    offsets = PartitionOffsets("t", 0)
+    hand_out(offsets, 1, 2)
+    assert offsets.settle(2)
+    assert not offsets.settle(2)
+    assert not offsets.settle(7)
+    assert offsets.commit_offset() == 1
+
+
+def test_nack_holds_the_commit_until_the_record_comes_again() -> None:
+    offsets = PartitionOffsets("t", 0)
+    hand_out(offsets, 0, 1, 2, 3)
+    offsets.settle(0)
+    assert offsets.nack(1) == 1
+    offsets.settle(2)
+    assert offsets.nack(3) == 1  # seek to the lowest nacked offset
+    assert offsets.commit_offset() == 1
+    # read again from 1: nacked ones come back, settled 2 is skipped
+    assert offsets.hand_out(1)
+    assert not offsets.hand_out(2)
+    assert offsets.hand_out(3)
+    assert offsets.hand_out(4)
+    for number in (1, 3, 4):
+        offsets.settle(number)
+    assert offsets.commit_offset() == 5
+
+
+def test_a_record_still_running_is_not_handed_out_twice_after_a_seek() -> None:
+    offsets = PartitionOffsets("t", 0)
+    hand_out(offsets, 0, 1)
+    offsets.nack(0)
+    assert offsets.hand_out(0)
+    assert not offsets.hand_out(1)  # still in flight from the first read
+    assert offsets.in_flight == {0, 1}
+
+
+def test_pending_commit_only_when_the_offset_moved() -> None:
+    tracker = CommitTracker()
+    first = tracker.partition("t", 0)
+    second = tracker.partition("t", 1)
+    hand_out(first, 0, 1)
+    hand_out(second, 7)
+    first.settle(1)
+    second.settle(7)
+    assert tracker.pending_commits() == {("t", 0): 0, ("t", 1): 8}
+    tracker.mark_committed({("t", 0): 0, ("t", 1): 8})
+    assert tracker.pending_commits() == {}
+    first.settle(0)
+    assert tracker.pending_commits() == {("t", 0): 2}
+    assert tracker.pending_commits([("t", 1)]) == {}
+
+
+def test_forgotten_partitions_ignore_late_settlements() -> None:
+    tracker = CommitTracker()
+    offsets = tracker.partition("t", 0)
+    hand_out(offsets, 0)
+    tracker.forget([("t", 0)])
+    assert not offsets.settle(0)
+    assert offsets.nack(0) is None
+    assert tracker.get("t", 0) is None
+    assert tracker.partition("t", 0) is not offsets  # a new assignment starts afresh
