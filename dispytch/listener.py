@@ -9,14 +9,13 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import Any
 
 from dispytch import signals
 from dispytch.backends.base import Consumer
 from dispytch.dispatch import Dispatcher
 from dispytch.errors import BackendError, ConsumerStoppedError
 from dispytch.retry import Backoff, ExponentialBackoff
-from dispytch.routing.group import HandlerFunc, HandlerGroup
+from dispytch.routing.group import HandlerFunc, HandlerGroup, HandlerSpec
 from dispytch.routing.router import Router
 from dispytch.scheduling import OrderedWorkerPool
 from dispytch.serialization.base import Deserializer
@@ -102,7 +101,11 @@ class EventListener:
 
         def add(func: HandlerFunc) -> HandlerFunc:
             register(func, 2)  # type: ignore[call-arg]
-            self._add_spec_checked(self._own_handlers.handlers[-1])
+            try:
+                self._add_spec_checked(self._own_handlers.handlers[-1])
+            except Exception:
+                self._own_handlers.handlers.pop()  # keep only handlers the router accepted
+                raise
             return func
 
         return add
@@ -111,7 +114,7 @@ class EventListener:
         for spec in group.handlers:
             self._add_spec_checked(spec)
 
-    def _add_spec_checked(self, spec: Any) -> None:
+    def _add_spec_checked(self, spec: HandlerSpec) -> None:
         if self._running:
             raise RuntimeError("handlers must be added before the listener starts")
         self._router.add(spec)
