@@ -1,0 +1,278 @@
+"""RabbitMQ throughput: Dispytch against hand-written aio-pika code doing the same work.
+
+Consume: EVENTS events (the 0.10 JSON envelope) are put in a fresh durable queue first, then
+read once through EventListener + RabbitMQConsumer, once by a hand-written aio-pika consumer
+that does the same work per event: decode the envelope with pydantic_core.from_json, validate
+the body with pydantic, ack manually. Both use prefetch 100 (the listener's default
+max_concurrency) and run one handler at a time per message. Each side's time runs from
+starting to consume until the last event was handled.
+
+Publish: emit() one at a time vs Exchange.publish() awaited one at a time; emit_many() vs
+publishing every message concurrently and awaiting all confirms. Both sides use publisher
+confirms, persistent messages and mandatory=True (Dispytch's defaults), and serialize the same
+envelope with pydantic.
+
+Rounds alternate which side goes first; medians are printed.
+
+    scripts/brokers start rabbitmq
+    .venv/bin/python benchmarks/rabbitmq_throughput.py [--events 20000] [--rounds 5] \
+        [--publish 5000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aio_pika
+import pydantic_core
+from pydantic import BaseModel
+
+from dispytch import Event, EventBase, EventEmitter, EventListener
+from dispytch.rabbitmq import RabbitMQConsumer, RabbitMQProducer
+
+URL = os.environ.get("DISPYTCH_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
+TOPIC = "bench:users"
+PREFETCH = 100
+
+
+class Address(BaseModel):
+    street: str
+    city: str
+    zip: str
+
+
+class User(BaseModel):
+    id: str
+    email: str
+    name: str
+    address: Address
+
+
+class UserRegistered(BaseModel):
+    user: User
+    timestamp: int
+
+
+class UserRegisteredEvent(EventBase):
+    __topic__ = TOPIC
+    __event_type__ = "user_registered"
+
+    user: User
+    timestamp: int
+
+
+def make_event(n: int) -> UserRegisteredEvent:
+    return UserRegisteredEvent(
+        user=User(
+            id=str(n),
+            email=f"user{n}@example.com",
+            name=f"User {n}",
+            address=Address(street="1 Main St", city="Springfield", zip="12345"),
+        ),
+        timestamp=n,
+    )
+
+
+def raw_envelope(event: UserRegisteredEvent) -> bytes:
+    body = event.model_dump(mode="json")
+    envelope = {
+        "id": str(uuid.uuid4()),
+        "type": "user_registered",
+        "body": body,
+        "timestamp": int(time.time() * 1000),
+    }
+    return pydantic_core.to_json(envelope)
+
+
+def raw_message(event: UserRegisteredEvent) -> aio_pika.Message:
+    return aio_pika.Message(
+        raw_envelope(event),
+        headers={"dispytch-topic": TOPIC},
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+    )
+
+
+class Broker:
+    """A fresh exchange + group queue per measurement, deleted afterwards."""
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+        self.prefix = f"bench-{uuid.uuid4().hex[:8]}"
+        self.queue = f"{self.prefix}.group"
+
+    async def setup(self, events: int) -> None:
+        channel = await self.connection.channel()
+        exchange = await channel.declare_exchange(self.prefix, "topic", durable=True)
+        queue = await channel.declare_queue(self.queue, durable=True)
+        await queue.bind(exchange, TOPIC.replace(":", "."))
+        batch = 1000
+        for start in range(0, events, batch):
+            await asyncio.gather(
+                *(
+                    exchange.publish(raw_message(make_event(n)), TOPIC.replace(":", "."))
+                    for n in range(start, min(events, start + batch))
+                )
+            )
+        await channel.close()
+
+    async def teardown(self) -> None:
+        channel = await self.connection.channel()
+        for queue in (self.queue, f"{self.prefix}.dlq"):
+            await channel.queue_delete(queue)
+        for exchange in (self.prefix, f"{self.prefix}.dlx"):
+            await channel.exchange_delete(exchange)
+        await channel.close()
+
+
+async def consume_dispytch(broker: Broker, events: int) -> float:
+    done = asyncio.Event()
+    count = 0
+    consumer = RabbitMQConsumer.create(URL, "group", exchange=broker.prefix, prefetch=PREFETCH)
+    listener = EventListener(consumer, max_concurrency=PREFETCH)
+
+    @listener.handler(topic=TOPIC, event="user_registered")
+    async def handle(event: Event[UserRegistered]) -> None:
+        nonlocal count
+        count += 1
+        if count == events:
+            done.set()
+
+    started = time.perf_counter()
+    async with listener:
+        await done.wait()
+        elapsed = time.perf_counter() - started
+    return elapsed
+
+
+async def consume_raw(broker: Broker, events: int) -> float:
+    done = asyncio.Event()
+    count = 0
+    connection = await aio_pika.connect_robust(URL)
+    channel = await connection.channel()
+    await channel.set_qos(prefetch_count=PREFETCH)
+    queue = await channel.declare_queue(broker.queue, durable=True)
+
+    async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        nonlocal count
+        envelope = pydantic_core.from_json(message.body)
+        UserRegistered.model_validate(envelope["body"])
+        await message.ack()
+        count += 1
+        if count == events:
+            done.set()
+
+    started = time.perf_counter()
+    await queue.consume(on_message)
+    await done.wait()
+    elapsed = time.perf_counter() - started
+    await connection.close()
+    return elapsed
+
+
+async def publish_dispytch(broker: Broker, events: int, batch: bool) -> float:
+    producer = RabbitMQProducer.create(URL, exchange=broker.prefix)
+    async with EventEmitter(producer) as emitter:
+        payload = [make_event(n) for n in range(events)]
+        started = time.perf_counter()
+        if batch:
+            for start in range(0, events, 1000):
+                await emitter.emit_many(payload[start : start + 1000])
+        else:
+            for event in payload:
+                await emitter.emit(event)
+        return time.perf_counter() - started
+
+
+async def publish_raw(broker: Broker, events: int, batch: bool) -> float:
+    connection = await aio_pika.connect_robust(URL)
+    channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+    exchange = await channel.declare_exchange(broker.prefix, "topic", durable=True)
+    payload = [make_event(n) for n in range(events)]
+    key = TOPIC.replace(":", ".")
+    started = time.perf_counter()
+    if batch:
+        for start in range(0, events, 1000):
+            await asyncio.gather(
+                *(exchange.publish(raw_message(e), key) for e in payload[start : start + 1000])
+            )
+    else:
+        for event in payload:
+            await exchange.publish(raw_message(event), key)
+    elapsed = time.perf_counter() - started
+    await connection.close()
+    return elapsed
+
+
+Measure = Callable[[Broker], Awaitable[float]]
+
+
+async def compare(
+    name: str, events: int, rounds: int, sides: dict[str, Measure], preload: int
+) -> dict[str, float]:
+    connection = await aio_pika.connect(URL)
+    times: dict[str, list[float]] = {side: [] for side in sides}
+    try:
+        for round_ in range(rounds):
+            order = list(sides) if round_ % 2 == 0 else list(reversed(sides))
+            for side in order:
+                broker = Broker(connection)
+                await broker.setup(preload)
+                try:
+                    times[side].append(await sides[side](broker))
+                finally:
+                    await broker.teardown()
+    finally:
+        await connection.close()
+    medians = {side: statistics.median(values) for side, values in times.items()}
+    d, r = medians["dispytch"], medians["aio-pika"]
+    print(f"{name:<28} {events:>7} {events / d:>12,.0f} {events / r:>12,.0f} {r / d:>8.2f}")
+    return medians
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=20000, help="events to consume")
+    parser.add_argument("--publish", type=int, default=5000, help="events to publish")
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    print(f"RabbitMQ at {URL}, {args.rounds} rounds, medians; ratio = dispytch / aio-pika rate")
+    print(f"{'scenario':<28} {'events':>7} {'dispytch/s':>12} {'aio-pika/s':>12} {'ratio':>8}")
+    n, p = args.events, args.publish
+    await compare(
+        "consume (ack each)",
+        n,
+        args.rounds,
+        {"dispytch": lambda b: consume_dispytch(b, n), "aio-pika": lambda b: consume_raw(b, n)},
+        preload=n,
+    )
+    await compare(
+        "publish one at a time",
+        p,
+        args.rounds,
+        {
+            "dispytch": lambda b: publish_dispytch(b, p, batch=False),
+            "aio-pika": lambda b: publish_raw(b, p, batch=False),
+        },
+        preload=0,
+    )
+    await compare(
+        "publish batches of 1000",
+        p,
+        args.rounds,
+        {
+            "dispytch": lambda b: publish_dispytch(b, p, batch=True),
+            "aio-pika": lambda b: publish_raw(b, p, batch=True),
+        },
+        preload=0,
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

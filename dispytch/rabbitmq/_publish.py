@@ -1,0 +1,53 @@
+"""One confirmed publish, with a deadline, whose failures come out as `dispytch.errors`."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from dispytch.errors import BrokerUnavailableError, UnroutableMessageError
+from dispytch.rabbitmq._amqp import AbstractChannel, AbstractExchange, aio_pika, aiormq
+from dispytch.rabbitmq._errors import publish_error
+
+
+async def publish_confirmed(
+    exchange: AbstractExchange,
+    message: aio_pika.Message,
+    routing_key: str,
+    *,
+    mandatory: bool,
+    timeout: float | None,
+    what: str = "the message",
+) -> None:
+    """Publish and wait for the broker's confirm (the channel must have publisher confirms).
+
+    While a robust connection is re-establishing itself, wait for it within `timeout`; with
+    no timeout, fail at once with `BrokerUnavailableError` instead of waiting without bound.
+    """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    try:
+        await _wait_for_channel(exchange, deadline, what)
+        remaining = None if deadline is None else max(0.001, deadline - time.monotonic())
+        result = await asyncio.wait_for(
+            exchange.publish(message, routing_key, mandatory=mandatory), remaining
+        )
+    except Exception as error:
+        raise publish_error(error, what) from error
+    if result is not None and not isinstance(result, aiormq.spec.Basic.Ack):
+        # a channel opened without on_return_raises hands the returned message back
+        raise UnroutableMessageError(f"{what} was returned: no queue is bound to {routing_key!r}")
+
+
+async def _wait_for_channel(exchange: AbstractExchange, deadline: float | None, what: str) -> None:
+    channel: AbstractChannel | None = getattr(exchange, "channel", None)
+    if channel is None or not channel.is_closed:
+        return
+    ready = getattr(channel, "ready", None)  # robust channels reopen by themselves
+    if ready is None or deadline is None:
+        raise BrokerUnavailableError(f"RabbitMQ is unreachable (channel closed), {what} not sent")
+    try:
+        await asyncio.wait_for(ready(), max(0.001, deadline - time.monotonic()))
+    except asyncio.TimeoutError:
+        raise BrokerUnavailableError(
+            f"RabbitMQ did not come back within the timeout, {what} not sent"
+        ) from None

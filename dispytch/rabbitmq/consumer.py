@@ -1,0 +1,281 @@
+"""`RabbitMQConsumer`: consume queues (the user's own, or one per group that it declares)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from dispytch.backends.base import Capabilities, Consumer, Delivery, Subscription
+from dispytch.errors import BackendError, BrokerUnavailableError, ConsumerStoppedError
+from dispytch.rabbitmq._amqp import (
+    AbstractChannel,
+    AbstractConnection,
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    aio_pika,
+    aiormq,
+)
+from dispytch.rabbitmq._errors import CONNECTION_ERRORS
+from dispytch.rabbitmq.delivery import RabbitMQDelivery, Settlement
+from dispytch.rabbitmq.topology import (
+    DEFAULT_EXCHANGE,
+    Topology,
+    declare_dead_letters,
+    declare_exchange,
+    declare_group_queue,
+)
+
+logger = logging.getLogger("dispytch.rabbitmq")
+
+CAPABILITIES = Capabilities(
+    persistent=True,
+    ordered_per_key=False,
+    consumer_groups=True,
+    redelivers_on_nack=True,
+    native_delay=True,
+)
+
+_STOP = object()
+
+
+class RabbitMQConsumer(Consumer):
+    """Hands out the messages of one or more RabbitMQ queues, acknowledged manually.
+
+    `RabbitMQConsumer(*queues)` consumes queues you declared and bound yourself (Dispytch 0.10
+    style); the topic of a message is its routing key. `RabbitMQConsumer.create(url, group)`
+    connects by itself and declares the group's queue and its bindings from the listener's
+    handler topics (see `dispytch.rabbitmq.topology`).
+    """
+
+    capabilities = CAPABILITIES
+
+    def __init__(
+        self,
+        *queues: AbstractQueue,
+        prefetch: int | None = None,
+        dead_letter_exchange: str = "dispytch.dlx",
+        dead_letter_queue: str | None = "dispytch.dlq",
+        publish_timeout: float | None = 30.0,
+    ) -> None:
+        """Consume `queues`, declared by the caller on channels with publisher confirms.
+
+        `prefetch` sets basic.qos on the queues' channels (None leaves it as configured).
+        Dead letters go to the durable topic exchange `dead_letter_exchange`, declared on start
+        with `dead_letter_queue` bound to it with "#" (None: declare no queue).
+        """
+        self._queues = list(queues)
+        self._prefetch = prefetch
+        self._dlx_name = dead_letter_exchange
+        self._dlq_name = dead_letter_queue
+        self._publish_timeout = publish_timeout
+        self._buffer: asyncio.Queue[Any] = asyncio.Queue()
+        self._consumers: list[tuple[AbstractQueue, str]] = []
+        self._unsettled: dict[int, RabbitMQDelivery] = {}
+        self._settlement: Settlement | None = None
+        self._started = False
+        self._stopped = False
+        # set by create(): the consumer owns its connection
+        self._url: str | None = None
+        self._group: str | None = None
+        self._topology = Topology()
+        self._queue_arguments: dict[str, Any] | None = None
+        self._connect_timeout = 10.0
+        self._reconnect_interval = 2.0
+        self._connection: AbstractConnection | None = None
+        self._publish_channel: AbstractChannel | None = None
+
+    @classmethod
+    def create(
+        cls,
+        url: str,
+        group: str,
+        *,
+        exchange: str = DEFAULT_EXCHANGE,
+        prefetch: int | None = None,
+        queue_arguments: dict[str, Any] | None = None,
+        publish_timeout: float | None = 30.0,
+        connect_timeout: float = 10.0,
+        reconnect_interval: float = 2.0,
+    ) -> RabbitMQConsumer:
+        """A consumer for consumer group `group` that connects to `url` when started.
+
+        It declares the durable topic exchange `exchange`, the durable queue
+        `<exchange>.<group>` bound to every handler topic, and the dead-letter exchange
+        `<exchange>.dlx` with the queue `<exchange>.dlq`. `prefetch` defaults to 100 (the
+        listener's default max_concurrency). `queue_arguments` are passed to the group queue's
+        declaration (for example `{"x-queue-type": "quorum", "x-delivery-limit": 20}`).
+        """
+        topology = Topology(exchange)
+        consumer = cls(
+            prefetch=100 if prefetch is None else prefetch,
+            dead_letter_exchange=topology.dead_letter_exchange,
+            dead_letter_queue=topology.dead_letter_queue,
+            publish_timeout=publish_timeout,
+        )
+        consumer._url = url
+        consumer._group = group
+        consumer._topology = topology
+        consumer._queue_arguments = queue_arguments
+        consumer._connect_timeout = connect_timeout
+        consumer._reconnect_interval = reconnect_interval
+        return consumer
+
+    @property
+    def queue_names(self) -> list[str]:
+        return [queue.name for queue in self._queues]
+
+    async def start(self, subscriptions: Sequence[Subscription]) -> None:
+        if self._started:
+            raise RuntimeError("the consumer was already started")
+        self._started = True
+        try:
+            if self._url is not None:
+                await self._declare_own(list(subscriptions))
+            if not self._queues:
+                raise ValueError("RabbitMQConsumer needs at least one queue")
+            dlx_channel = self._publish_channel or self._queues[0].channel
+            if not dlx_channel.publisher_confirms:
+                raise ValueError(
+                    "the first queue's channel must have publisher confirms: dead letters are "
+                    "published on it and must be confirmed before the original is acked"
+                )
+            await self._set_qos()
+            dlx = await declare_dead_letters(dlx_channel, self._dlx_name, self._dlq_name)
+            self._settlement = Settlement(dlx, dlx_channel, self._publish_timeout, self._forget)
+            for queue in self._queues:
+                tag = await queue.consume(self._callback_for(queue))
+                self._consumers.append((queue, tag))
+        except aiormq.exceptions.ChannelClosed as error:  # a declaration the broker refused
+            await self.close()
+            raise BackendError(f"cannot start the RabbitMQ consumer: {error!r}") from error
+        except CONNECTION_ERRORS as error:
+            await self.close()
+            raise BrokerUnavailableError(
+                f"cannot start the RabbitMQ consumer: {error!r}"
+            ) from error
+
+    async def _declare_own(self, subscriptions: list[Subscription]) -> None:
+        assert self._url is not None
+        assert self._group is not None
+        self._connection = await aio_pika.connect_robust(
+            self._url,
+            timeout=self._connect_timeout,
+            reconnect_interval=self._reconnect_interval,
+        )
+        channel: AbstractChannel = await self._connection.channel(publisher_confirms=True)
+        exchange: AbstractExchange = await declare_exchange(channel, self._topology.exchange)
+        queue = await declare_group_queue(
+            channel,
+            exchange,
+            self._topology.queue(self._group),
+            subscriptions,
+            self._queue_arguments,
+        )
+        self._queues = [queue]
+        # dead letters and delays are published on a channel of their own, so that flow
+        # control on publishing never holds up consuming
+        self._publish_channel = await self._connection.channel(
+            publisher_confirms=True, on_return_raises=True
+        )
+
+    async def _set_qos(self) -> None:
+        if self._prefetch is None:
+            return
+        for channel in {id(q.channel): q.channel for q in self._queues}.values():
+            await channel.set_qos(prefetch_count=self._prefetch)
+
+    def _callback_for(self, queue: AbstractQueue) -> Any:
+        name = queue.name
+
+        async def on_message(message: AbstractIncomingMessage) -> None:
+            if self._stopped:
+                await _requeue(message)
+                return
+            self._buffer.put_nowait((message, name))
+
+        return on_message
+
+    async def receive(self) -> Delivery:
+        if self._settlement is None and not self._stopped:
+            raise RuntimeError("start() the consumer before receive()")
+        while True:
+            if self._stopped:
+                raise ConsumerStoppedError("the RabbitMQ consumer was stopped")
+            item = await self._buffer.get()
+            if item is _STOP:
+                self._buffer.put_nowait(_STOP)  # every later receive() stops too
+                raise ConsumerStoppedError("the RabbitMQ consumer was stopped")
+            delivery = self._deliver(item)
+            if delivery is not None:
+                return delivery
+
+    async def receive_many(self, max_messages: int) -> list[Delivery]:
+        deliveries = [await self.receive()]
+        while len(deliveries) < max_messages and not self._buffer.empty():
+            if self._stopped:
+                break
+            item = self._buffer.get_nowait()
+            if item is _STOP:
+                self._buffer.put_nowait(_STOP)
+                break
+            delivery = self._deliver(item)
+            if delivery is not None:
+                deliveries.append(delivery)
+        return deliveries
+
+    def _deliver(self, item: tuple[AbstractIncomingMessage, str]) -> RabbitMQDelivery | None:
+        message, queue = item
+        if _channel_closed(message):
+            # the connection dropped after it arrived: the broker delivers it again
+            return None
+        assert self._settlement is not None
+        delivery = RabbitMQDelivery(message, queue, self._settlement)
+        self._unsettled[id(delivery)] = delivery
+        return delivery
+
+    def _forget(self, delivery: RabbitMQDelivery) -> None:
+        self._unsettled.pop(id(delivery), None)
+
+    async def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        for queue, tag in self._consumers:
+            try:
+                await queue.cancel(tag)
+            except CONNECTION_ERRORS as error:
+                logger.debug("cancelling consumer %s on %s failed: %r", tag, queue.name, error)
+        self._consumers.clear()
+        # give back what was fetched but never handed out, so other members can take it
+        while not self._buffer.empty():
+            item = self._buffer.get_nowait()
+            if item is not _STOP:
+                await _requeue(item[0])
+        self._buffer.put_nowait(_STOP)
+
+    async def close(self) -> None:
+        await self.stop()
+        for delivery in list(self._unsettled.values()):
+            if not delivery.settled:
+                await delivery.nack()
+        self._unsettled.clear()
+        if self._connection is not None:
+            connection, self._connection = self._connection, None
+            await connection.close()
+
+
+def _channel_closed(message: AbstractIncomingMessage) -> bool:
+    try:
+        return bool(message.channel.is_closed)
+    except CONNECTION_ERRORS:
+        return True
+
+
+async def _requeue(message: AbstractIncomingMessage) -> None:
+    try:
+        await message.nack(requeue=True)
+    except CONNECTION_ERRORS as error:
+        logger.debug("requeue failed (the broker redelivers anyway): %r", error)

@@ -1,0 +1,177 @@
+"""`RabbitMQDelivery`: one AMQP message, settled with basic.ack / basic.nack / a republish."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from dispytch.backends.base import DeadLetterReason, Delivery
+from dispytch.rabbitmq._amqp import (
+    AbstractChannel,
+    AbstractExchange,
+    AbstractIncomingMessage,
+    aio_pika,
+    aiormq,
+)
+from dispytch.rabbitmq._publish import publish_confirmed
+from dispytch.rabbitmq.headers import (
+    GROUP_HEADER,
+    INTERNAL_HEADERS,
+    KEY_HEADER,
+    ROUTING_KEY_HEADER,
+    TOPIC_HEADER,
+    death_count,
+    decode_key,
+    to_text_headers,
+)
+from dispytch.rabbitmq.topology import declare_delay_queue, delay_bucket_ms
+
+logger = logging.getLogger("dispytch.rabbitmq")
+
+#: the message's channel died (connection lost, consumer closed): the broker has already put
+#: the message back and will deliver it again, so a late settlement is dropped, not raised
+_CHANNEL_GONE = (
+    aiormq.exceptions.ChannelInvalidStateError,
+    aiormq.exceptions.AMQPConnectionError,
+    aiormq.exceptions.ChannelClosed,
+    ConnectionError,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """What a delivery needs to dead-letter or delay itself: shared by one consumer."""
+
+    #: the exchange dead letters are published to
+    dead_letter_exchange: AbstractExchange
+    #: its channel (with publisher confirms): delayed redeliveries are published on it too
+    channel: AbstractChannel
+    #: how long a dead-letter or delay publish may wait for the broker's confirm
+    publish_timeout: float | None
+    #: called once a delivery is settled (the consumer tracks unsettled ones)
+    on_settled: Callable[[RabbitMQDelivery], None]
+
+
+class RabbitMQDelivery(Delivery):
+    __slots__ = ("_message", "_queue", "_routing_key", "_settled", "_settlement")
+
+    def __init__(self, message: AbstractIncomingMessage, queue: str, settlement: Settlement):
+        raw = message.headers or {}
+        routing_key = message.routing_key or ""
+        self._message = message
+        self._queue = queue
+        self._routing_key = str(raw.get(ROUTING_KEY_HEADER, routing_key))
+        self._settlement = settlement
+        self._settled = False
+        topic = raw.get(TOPIC_HEADER)
+        self.topic = topic.decode() if isinstance(topic, bytes) else str(topic or routing_key)
+        self.value = message.body
+        self.key = decode_key(raw.get(KEY_HEADER))
+        self.headers = to_text_headers(raw)
+        # one queue hands a consumer its messages in order: the listener keeps that order
+        # among equal keys (redelivery and competing consumers can still reorder, see docs)
+        self.ordering_key = self.key
+        self.metadata = _metadata(message, queue, raw)
+
+    async def ack(self) -> None:
+        await self._settle("ack", self._message.ack)
+
+    async def nack(self, *, delay: float | None = None) -> None:
+        if delay is None or delay <= 0:
+            await self._settle("nack", lambda: self._message.nack(requeue=True))
+            return
+        await self._republish_delayed(delay, dict(self._message.headers or {}))
+        await self._settle("ack (delayed redelivery)", self._message.ack)
+
+    async def retry_later(self, delay: float, headers: Mapping[str, str]) -> None:
+        raw = self._message.headers or {}
+        kept: dict[str, Any] = {name: raw[name] for name in INTERNAL_HEADERS if name in raw}
+        await self._republish_delayed(delay, {**kept, **headers})
+        await self._settle("ack (retry later)", self._message.ack)
+
+    async def dead_letter(self, reason: DeadLetterReason) -> None:
+        headers: dict[str, Any] = dict(self._message.headers or {})
+        headers[TOPIC_HEADER] = self.topic
+        headers.update(reason.to_headers())
+        headers[GROUP_HEADER] = self._queue
+        headers.pop(ROUTING_KEY_HEADER, None)
+        dead = self._copy(headers)
+        await publish_confirmed(
+            self._settlement.dead_letter_exchange,
+            dead,
+            self._routing_key,
+            mandatory=True,
+            timeout=self._settlement.publish_timeout,
+            what="the dead letter",
+        )
+        await self._settle("ack (dead-lettered)", self._message.ack)
+
+    async def _republish_delayed(self, delay: float, headers: dict[str, Any]) -> None:
+        """Park a copy in the delay queue, whose expiry sends it back to this queue only."""
+        ms = delay_bucket_ms(delay)
+        headers[TOPIC_HEADER] = self.topic
+        headers[ROUTING_KEY_HEADER] = self._routing_key
+        channel = self._settlement.channel
+        name = await declare_delay_queue(channel, self._queue, ms)
+        await publish_confirmed(
+            channel.default_exchange,
+            self._copy(headers),
+            name,
+            mandatory=True,
+            timeout=self._settlement.publish_timeout,
+            what="the delayed redelivery",
+        )
+
+    def _copy(self, headers: dict[str, Any]) -> aio_pika.Message:
+        original = self._message
+        return aio_pika.Message(
+            original.body,
+            headers=headers,
+            content_type=original.content_type,
+            content_encoding=original.content_encoding,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            priority=original.priority,
+            correlation_id=original.correlation_id,
+            reply_to=original.reply_to,
+            timestamp=original.timestamp,
+            type=original.type,
+            app_id=original.app_id,
+        )
+
+    async def _settle(self, what: str, settle: Callable[[], Any]) -> None:
+        if self._settled:
+            raise RuntimeError(f"delivery of {self.topic!r} was already settled")
+        self._settled = True
+        self._settlement.on_settled(self)
+        try:
+            await settle()
+        except _CHANNEL_GONE as error:
+            logger.warning(
+                "could not %s a message from %r (%s): its channel is gone, "
+                "the broker will deliver it again",
+                what,
+                self._queue,
+                error,
+            )
+
+    @property
+    def settled(self) -> bool:
+        return self._settled
+
+
+def _metadata(message: AbstractIncomingMessage, queue: str, raw: dict[str, Any]) -> dict[str, Any]:
+    delivery_count = raw.get("x-delivery-count")  # quorum queues count redeliveries
+    return {
+        "queue": queue,
+        "exchange": message.exchange,
+        "routing_key": message.routing_key,
+        "delivery_tag": message.delivery_tag,
+        "redelivered": bool(message.redelivered),
+        "delivery_count": int(delivery_count) if delivery_count is not None else None,
+        "delayed_redeliveries": death_count(raw),
+        "message_id": message.message_id,
+        "correlation_id": message.correlation_id,
+        "priority": message.priority,
+    }

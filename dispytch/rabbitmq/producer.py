@@ -1,0 +1,202 @@
+"""`RabbitMQProducer`: publish with publisher confirms, persistent and mandatory by default."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from dispytch.backends.base import OutgoingMessage, Producer
+from dispytch.errors import BrokerUnavailableError, ProducerError
+from dispytch.rabbitmq._amqp import AbstractConnection, AbstractExchange, aio_pika
+from dispytch.rabbitmq._errors import CONNECTION_ERRORS
+from dispytch.rabbitmq._publish import publish_confirmed
+from dispytch.rabbitmq.config import RabbitMQEventConfig
+from dispytch.rabbitmq.headers import KEY_HEADER, TOPIC_HEADER, encode_key
+from dispytch.rabbitmq.topology import DEFAULT_EXCHANGE, declare_exchange, routing_key_for
+
+logger = logging.getLogger("dispytch.rabbitmq")
+
+
+class RabbitMQProducer(Producer):
+    """Publishes each message to an exchange and returns once the broker confirmed it.
+
+    `RabbitMQProducer(exchanges)` publishes through exchanges you declared yourself (one, or a
+    list to choose from by `RabbitMQEventConfig.exchange`); their channel must have publisher
+    confirms (aio-pika's default). The routing key is the topic unchanged, as in Dispytch 0.10.
+    `RabbitMQProducer.create(url)` connects by itself and declares the topic exchange.
+    """
+
+    def __init__(
+        self,
+        exchanges: AbstractExchange | Sequence[AbstractExchange] = (),
+        timeout: float | None = None,
+        *,
+        mandatory: bool = True,
+        persistent: bool = True,
+        topic_delimiter: str | None = None,
+    ) -> None:
+        """`timeout` bounds every send that is not given one. `mandatory` makes an unroutable
+        message raise `UnroutableMessageError`; `persistent` sets delivery mode 2. With
+        `topic_delimiter`, that delimiter in a topic becomes "." in its routing key."""
+        exchange_list = list(exchanges) if isinstance(exchanges, Sequence) else [exchanges]
+        self._exchanges: dict[str, AbstractExchange] = {e.name: e for e in exchange_list}
+        self._default: AbstractExchange | None = (
+            exchange_list[0] if len(exchange_list) == 1 else None
+        )
+        self._timeout = timeout
+        self._mandatory = mandatory
+        self._delivery_mode = (
+            aio_pika.DeliveryMode.PERSISTENT if persistent else aio_pika.DeliveryMode.NOT_PERSISTENT
+        )
+        self._delimiter = topic_delimiter
+        self._url: str | None = None
+        self._exchange_name = DEFAULT_EXCHANGE
+        self._connect_timeout = 10.0
+        self._reconnect_interval = 2.0
+        self._connection: AbstractConnection | None = None
+        self._start_lock = asyncio.Lock()
+
+    @classmethod
+    def create(
+        cls,
+        url: str,
+        *,
+        exchange: str = DEFAULT_EXCHANGE,
+        timeout: float | None = None,
+        mandatory: bool = True,
+        persistent: bool = True,
+        topic_delimiter: str | None = ":",
+        connect_timeout: float = 10.0,
+        reconnect_interval: float = 2.0,
+    ) -> RabbitMQProducer:
+        """A producer that connects to `url` on start and publishes to the durable topic
+        exchange `exchange` (declared if missing), routing key = topic with `topic_delimiter`
+        (the listener's, ":" by default) replaced by "."."""
+        producer = cls(
+            timeout=timeout,
+            mandatory=mandatory,
+            persistent=persistent,
+            topic_delimiter=topic_delimiter,
+        )
+        producer._url = url
+        producer._exchange_name = exchange
+        producer._connect_timeout = connect_timeout
+        producer._reconnect_interval = reconnect_interval
+        return producer
+
+    async def start(self) -> None:
+        if self._url is None or self._connection is not None:
+            return
+        async with self._start_lock:
+            if self._connection is not None:
+                return
+            try:
+                connection = await aio_pika.connect_robust(
+                    self._url,
+                    timeout=self._connect_timeout,
+                    reconnect_interval=self._reconnect_interval,
+                )
+            except CONNECTION_ERRORS as error:
+                raise BrokerUnavailableError(f"cannot connect to RabbitMQ: {error!r}") from error
+            try:
+                channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+                exchange = await declare_exchange(channel, self._exchange_name)
+            except Exception as error:
+                await connection.close()
+                if isinstance(error, CONNECTION_ERRORS):
+                    raise BrokerUnavailableError(f"RabbitMQ went away: {error!r}") from error
+                raise ProducerError(
+                    f"cannot declare the exchange {self._exchange_name!r}: {error!r}"
+                ) from error
+            self._exchanges = {exchange.name: exchange}
+            self._default = exchange
+            self._connection = connection
+
+    async def send(self, message: OutgoingMessage, *, timeout: float | None = None) -> None:
+        await self.start()
+        config = message.config if isinstance(message.config, RabbitMQEventConfig) else None
+        exchange = self._exchange_for(config)
+        routing_key = (config.routing_key if config else None) or routing_key_for(
+            message.topic, self._delimiter
+        )
+        mandatory = (
+            self._mandatory if config is None or config.mandatory is None else config.mandatory
+        )
+        await publish_confirmed(
+            exchange,
+            self._amqp_message(message, config),
+            routing_key,
+            mandatory=mandatory,
+            timeout=self._timeout if timeout is None else timeout,
+            what=f"the message for {message.topic!r}",
+        )
+
+    async def send_many(
+        self, messages: Sequence[OutgoingMessage], *, timeout: float | None = None
+    ) -> None:
+        """Publish all messages at once and wait for every confirm (not atomic: when one
+        fails, the others may still have been stored)."""
+        await self.start()
+        results = await asyncio.gather(
+            *(self.send(message, timeout=timeout) for message in messages),
+            return_exceptions=True,
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            connection, self._connection = self._connection, None
+            await connection.close()
+            if self._url is not None:
+                self._exchanges, self._default = {}, None
+
+    def _exchange_for(self, config: RabbitMQEventConfig | None) -> AbstractExchange:
+        name = config.exchange if config else None
+        if name is None:
+            if self._default is None:
+                raise ProducerError(
+                    "several exchanges to choose from (or none): name one with "
+                    "RabbitMQEventConfig(exchange=...)"
+                    if self._exchanges
+                    else "the producer has no exchange: was it closed?"
+                )
+            return self._default
+        try:
+            return self._exchanges[name]
+        except KeyError:
+            raise ProducerError(
+                f"no exchange {name!r} among the producer's {sorted(self._exchanges)}"
+            ) from None
+
+    def _amqp_message(
+        self, message: OutgoingMessage, config: RabbitMQEventConfig | None
+    ) -> aio_pika.Message:
+        headers: dict[str, Any] = dict(message.headers)
+        if config is not None:
+            headers.update(config.headers)
+        headers[TOPIC_HEADER] = message.topic
+        if message.key is not None:
+            headers[KEY_HEADER] = encode_key(message.key)
+        c = config or _NO_CONFIG
+        return aio_pika.Message(
+            message.value,
+            headers=headers,
+            content_type=c.content_type,
+            content_encoding=c.content_encoding,
+            delivery_mode=c.delivery_mode or self._delivery_mode,
+            priority=c.priority,
+            correlation_id=c.correlation_id,
+            reply_to=c.reply_to,
+            expiration=c.expiration,
+            message_id=c.message_id,
+            timestamp=None if message.timestamp_ms is None else message.timestamp_ms / 1000,
+            type=c.type,
+            app_id=c.app_id,
+        )
+
+
+_NO_CONFIG = RabbitMQEventConfig()
