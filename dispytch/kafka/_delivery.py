@@ -7,11 +7,14 @@ from typing import TYPE_CHECKING, Any
 
 from dispytch.backends.base import DeadLetterReason, Delivery
 from dispytch.kafka._offsets import PartitionOffsets
+from dispytch.kafka._retry import RETRY_HEADERS, RETRY_TOPIC_HEADER
 
 if TYPE_CHECKING:
     from aiokafka.structs import ConsumerRecord
 
     from dispytch.kafka.consumer import KafkaConsumer
+
+RawHeaders = tuple[tuple[str, bytes | None], ...]
 
 
 class KafkaDelivery(Delivery):
@@ -33,7 +36,7 @@ class KafkaDelivery(Delivery):
         self._consumer = consumer
         self._offsets = offsets
         self._settled = False
-        raw_headers: tuple[tuple[str, bytes | None], ...] = tuple(record.headers or ())
+        raw_headers: RawHeaders = tuple(record.headers or ())
         self._raw_headers = raw_headers
         self.topic = record.topic
         self.partition: int = record.partition
@@ -52,8 +55,30 @@ class KafkaDelivery(Delivery):
             "key": record.key,
         }
 
+    @classmethod
+    def retried(
+        cls,
+        consumer: KafkaConsumer,
+        record: ConsumerRecord[bytes, bytes],
+        offsets: PartitionOffsets,
+    ) -> KafkaDelivery:
+        """A record of the retry topic, presented as the event of its original topic: `topic`
+        is that topic, and the retry headers are gone. `metadata` says where the record is
+        stored (`retry_topic`, `partition`, `offset`); settling it commits there."""
+        delivery = cls(consumer, record, offsets)
+        original = delivery.headers.get(RETRY_TOPIC_HEADER)
+        if not original:
+            return delivery  # not made by retry_later: left as it is
+        delivery._raw_headers = tuple(
+            (name, value) for name, value in delivery._raw_headers if name not in RETRY_HEADERS
+        )
+        delivery.headers = _decode_headers(delivery._raw_headers)
+        delivery.topic = original
+        delivery.metadata = {**delivery.metadata, "topic": original, "retry_topic": record.topic}
+        return delivery
+
     @property
-    def raw_headers(self) -> tuple[tuple[str, bytes | None], ...]:
+    def raw_headers(self) -> RawHeaders:
         """The record's headers as Kafka stored them."""
         return self._raw_headers
 
@@ -64,6 +89,13 @@ class KafkaDelivery(Delivery):
     async def nack(self, *, delay: float | None = None) -> None:
         if self._claim():
             self._consumer._redeliver(self._offsets, self.offset, delay)
+
+    async def retry_later(self, delay: float, headers: Mapping[str, str]) -> None:
+        if self._settled:
+            return
+        await self._consumer._store_retry(self, delay, headers)
+        if self._claim():
+            self._consumer._settle(self._offsets, self.offset)
 
     async def dead_letter(self, reason: DeadLetterReason) -> None:
         if self._settled:
@@ -83,5 +115,5 @@ class KafkaDelivery(Delivery):
         return f"<KafkaDelivery {self.topic}[{self.partition}]@{self.offset}>"
 
 
-def _decode_headers(raw: tuple[tuple[str, bytes | None], ...]) -> dict[str, str]:
+def _decode_headers(raw: RawHeaders) -> dict[str, str]:
     return {name: "" if value is None else value.decode("utf-8", "replace") for name, value in raw}

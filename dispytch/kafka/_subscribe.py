@@ -1,9 +1,9 @@
-"""What an owned consumer subscribes to: a list of topics, or one regular expression."""
+"""What a consumer subscribes to: a list of topics, or one regular expression."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from dispytch.backends.base import Subscription
@@ -14,19 +14,38 @@ class SubscriptionPlan:
     topics: tuple[str, ...] = ()
     pattern: str | None = None
 
+    def with_topic(self, topic: str | None) -> SubscriptionPlan:
+        """The plan plus one literal topic (the group's retry topic)."""
+        if topic is None:
+            return self
+        if self.pattern is not None:
+            return SubscriptionPlan(pattern=f"{re.escape(topic)}\\Z|{self.pattern}")
+        if topic in self.topics:
+            return self
+        return SubscriptionPlan(topics=(*self.topics, topic))
+
+    def accepts(self) -> Callable[[str], bool]:
+        """Whether a topic belongs to the plan (as aiokafka matches patterns: from the start)."""
+        if self.pattern is not None:
+            compiled = re.compile(self.pattern)
+            return lambda topic: compiled.match(topic) is not None
+        topics = frozenset(self.topics)
+        return topics.__contains__
+
 
 def plan_subscription(
     subscriptions: Sequence[Subscription],
     topics: Sequence[str] | None,
     pattern: str | None,
-    exclude_suffix: str | None,
+    exclude_suffix: str | Sequence[str] | None,
 ) -> SubscriptionPlan:
     """Explicit `topics` / `pattern` win; otherwise the listener's subscriptions decide.
 
     Literal subscriptions become topics. When any subscription has a wildcard, everything is
     combined into one regular expression (Kafka takes topics or a pattern, not both); the
-    wildcard part never matches dead-letter topics (names ending in `exclude_suffix`), so
-    `orders:{region}` does not read its own `orders:eu.dlq`.
+    wildcard part never matches names ending in an `exclude_suffix` (dead-letter and retry
+    topics), so `orders:{region}` reads neither its own `orders:eu.dlq` nor another group's
+    `orders:billing.retry`.
     """
     if topics or pattern:
         return SubscriptionPlan(tuple(topics or ()), pattern)
@@ -34,7 +53,8 @@ def plan_subscription(
     wildcard = sorted({s.regex().pattern for s in subscriptions if not s.is_literal})
     if not wildcard:
         return SubscriptionPlan(tuple(literal))
-    guard = f"(?!.*{re.escape(exclude_suffix)}\\Z)" if exclude_suffix else ""
+    suffixes = [exclude_suffix] if isinstance(exclude_suffix, str) else list(exclude_suffix or ())
+    guard = "".join(f"(?!.*{re.escape(suffix)}\\Z)" for suffix in suffixes if suffix)
     parts = [f"{guard}(?:{'|'.join(wildcard)})\\Z"]
     if literal:
         parts.insert(0, f"(?:{'|'.join(re.escape(t) for t in literal)})\\Z")

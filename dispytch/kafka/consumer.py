@@ -1,8 +1,9 @@
 """`KafkaConsumer`: hands out Kafka records one at a time and commits at-least-once.
 
-Offsets are committed by a background task every `commit_interval` seconds or after
-`commit_every` settlements, whichever comes first, and only up to the first offset of each
-partition that is not settled yet (see `_offsets`). A revoked partition is given
+The work is split into modules: `_fetch` (getmany into a buffer), `_commit` (committing what
+is settled), `_offsets` (which offset may be committed), `_retry` / `_retry_topic` (delayed
+retries through the group's retry topic), `_dead_letters`, `_subscribe` and `_client`. This
+module wires them together and handles rebalances: a revoked partition is given
 `revoke_timeout` seconds to settle what is running, then what is settled is committed and its
 unsettled deliveries are forgotten (the next owner gets them again).
 """
@@ -10,28 +11,40 @@ unsettled deliveries are forgotten (the next owner gets them again).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections import deque
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any, TypeAlias
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka import errors as kafka_errors
 
 from dispytch.backends.base import Capabilities, Consumer, DeadLetterReason, Delivery, Subscription
 from dispytch.errors import ConsumerStoppedError
+from dispytch.kafka._client import (
+    connection_options,
+    group_id,
+    install_listener,
+    is_started,
+    quiet_stop,
+    subscribed_topics,
+    warn_about_wrapped_client,
+)
+from dispytch.kafka._commit import COMMIT_EXCEPTIONS, OffsetCommitter
 from dispytch.kafka._dead_letters import (
-    CONNECTION_OPTIONS,
     DEFAULT_DEAD_LETTER_SUFFIX,
     DeadLetterPublisher,
     dead_letter_topic_namer,
 )
 from dispytch.kafka._delivery import KafkaDelivery
 from dispytch.kafka._errors import KAFKA_EXCEPTIONS, connection_error
-from dispytch.kafka._offsets import CommitTracker, PartitionKey, PartitionOffsets
+from dispytch.kafka._fetch import RecordFetcher
+from dispytch.kafka._offsets import CommitTracker, PartitionOffsets
+from dispytch.kafka._publisher import RecordPublisher
 from dispytch.kafka._rebalance import CommittingRebalanceListener
-from dispytch.kafka._subscribe import plan_subscription
+from dispytch.kafka._retry import DEFAULT_RETRY_SUFFIX, RetryScheduler, retry_headers
+from dispytch.kafka._retry_topic import ensure_retry_topic
+from dispytch.kafka._subscribe import SubscriptionPlan, plan_subscription
 
 log = logging.getLogger("dispytch.kafka")
 
@@ -40,20 +53,16 @@ KAFKA_CAPABILITIES = Capabilities(
     ordered_per_key=True,
     consumer_groups=True,
     redelivers_on_nack=True,
-    native_delay=False,
+    native_delay=True,
     max_message_bytes=1_000_000,
 )
-
-COMMIT_EXCEPTIONS: tuple[type[BaseException], ...] = (
-    *KAFKA_EXCEPTIONS,
-    kafka_errors.IllegalOperation,
-)
+#: a consumer without a retry topic (delayed_retries=False, or no group) cannot retry later
+NO_RETRY_TOPIC_CAPABILITIES = replace(KAFKA_CAPABILITIES, native_delay=False)
 
 #: defaults for consumers Dispytch creates (enable_auto_commit is always False)
 OWNED_CONSUMER_DEFAULTS: dict[str, Any] = {"auto_offset_reset": "earliest"}
 
-#: aiokafka's ConsumerRecord (untyped)
-Record: TypeAlias = Any
+__all__ = ["COMMIT_EXCEPTIONS", "KAFKA_CAPABILITIES", "KafkaConsumer"]
 
 
 class KafkaConsumer(Consumer):
@@ -68,8 +77,11 @@ class KafkaConsumer(Consumer):
     `KafkaConsumer.create(bootstrap_servers, group_id, ...)` creates and owns the client.
 
     Dead letters go to `dead_letter_topic(topic)` when given, else to `topic + dead_letter_suffix`
-    (default `<topic>.dlq`), through `dead_letter_producer` when given, else through a producer
-    created on first use with the consumer's connection settings.
+    (default `<topic>.dlq`). Delayed retries go through `retry_topic` (default
+    `<group_id>.retry`), created with `retry_partitions` partitions when missing (unless
+    `create_retry_topic=False`) and read along with the handler topics; `delayed_retries=False`
+    turns them off. Both are stored through `dead_letter_producer` when given, else through a
+    producer created on first use with the consumer's connection settings.
     """
 
     capabilities = KAFKA_CAPABILITIES
@@ -86,6 +98,10 @@ class KafkaConsumer(Consumer):
         revoke_timeout: float = 5.0,
         dead_letter_timeout: float = 30.0,
         fetch_batch: int = 500,
+        delayed_retries: bool = True,
+        retry_topic: str | None = None,
+        retry_partitions: int | None = None,
+        create_retry_topic: bool = True,
     ) -> None:
         self._client: AIOKafkaConsumer | None = consumer
         self._create_options: dict[str, Any] | None = None
@@ -93,32 +109,28 @@ class KafkaConsumer(Consumer):
         self._pattern: str | None = None
         self._owns_client = False
         self._dead_letter_suffix = None if dead_letter_topic is not None else dead_letter_suffix
-        self._dead_letters = DeadLetterPublisher(
-            dead_letter_topic_namer(dead_letter_topic, dead_letter_suffix),
-            dead_letter_producer,
-            self._connection_options,
-            dead_letter_timeout,
+        self._publisher = RecordPublisher(
+            dead_letter_producer, self._connection_options, dead_letter_timeout
         )
-        self._commit_interval = commit_interval
-        self._commit_every = commit_every
+        self._dead_letters = DeadLetterPublisher(
+            dead_letter_topic_namer(dead_letter_topic, dead_letter_suffix), self._publisher
+        )
+        self._delayed_retries = delayed_retries
+        self._retry_topic_option = retry_topic
+        self._retry_partitions = retry_partitions
+        self._create_retry_topic = create_retry_topic
+        self._retry_topic: str | None = None
+        self._scheduler: RetryScheduler | None = None
         self._revoke_timeout = revoke_timeout
-        self._fetch_batch = fetch_batch
         self._tracker = CommitTracker()
-        self._buffer: deque[Record] = deque()
+        self._committer = OffsetCommitter(self._tracker, commit_interval, commit_every)
+        self._fetcher = RecordFetcher(fetch_batch, self._admit)
         self._started = False
         self._stopped = False
         self._closed = False
-        self._can_commit = True
         self._stop_signal: asyncio.Future[None] | None = None
-        self._commit_wanted = asyncio.Event()
-        self._settled_signal = asyncio.Event()
-        self._settled_since_commit = 0
-        self._commit_lock = asyncio.Lock()
-        self._commit_task: asyncio.Task[None] | None = None
-        self._pending_fetch: asyncio.Future[Any] | None = None
-        #: counts rebalances, so records fetched before one are not handed out after it
-        self._generation = 0
-        self._fetch_generation = 0
+        if consumer is not None:
+            self._choose_retry_topic(group_id(consumer, None))
 
     @classmethod
     def create(
@@ -136,14 +148,19 @@ class KafkaConsumer(Consumer):
         revoke_timeout: float = 5.0,
         dead_letter_timeout: float = 30.0,
         fetch_batch: int = 500,
+        delayed_retries: bool = True,
+        retry_topic: str | None = None,
+        retry_partitions: int | None = None,
+        create_retry_topic: bool = True,
         **aiokafka_options: Any,
     ) -> KafkaConsumer:
         """A consumer that creates its aiokafka client on `start()` and stops it on `close()`.
 
         It subscribes to `topics`, or to the regular expression `pattern`, or (neither given)
-        to the listener's handler topics. `aiokafka_options` go to `AIOKafkaConsumer` (TLS and
-        SASL settings too); `auto_offset_reset` defaults to "earliest", so a new group reads
-        what was produced before it first started. `enable_auto_commit` cannot be turned on.
+        to the listener's handler topics; and to its retry topic. `aiokafka_options` go to
+        `AIOKafkaConsumer` (TLS and SASL settings too); `auto_offset_reset` defaults to
+        "earliest", so a new group reads what was produced before it first started.
+        `enable_auto_commit` cannot be turned on.
         """
         if aiokafka_options.get("enable_auto_commit"):
             raise ValueError("Dispytch commits offsets itself: enable_auto_commit must be False")
@@ -159,6 +176,10 @@ class KafkaConsumer(Consumer):
             revoke_timeout=revoke_timeout,
             dead_letter_timeout=dead_letter_timeout,
             fetch_batch=fetch_batch,
+            delayed_retries=delayed_retries,
+            retry_topic=retry_topic,
+            retry_partitions=retry_partitions,
+            create_retry_topic=create_retry_topic,
         )
         self._create_options = {
             **OWNED_CONSUMER_DEFAULTS,
@@ -169,12 +190,18 @@ class KafkaConsumer(Consumer):
         }
         self._topics = tuple(topics) if topics else None
         self._pattern = pattern
+        self._choose_retry_topic(group_id)
         return self
 
     @property
     def client(self) -> AIOKafkaConsumer | None:
         """The aiokafka consumer (None until `start()` for a consumer made by `create()`)."""
         return self._client
+
+    @property
+    def retry_topic(self) -> str | None:
+        """The topic delayed retries go through (None: this consumer does not retry later)."""
+        return self._retry_topic
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -188,21 +215,17 @@ class KafkaConsumer(Consumer):
             self._owns_client = True
         client = self._client
         assert client is not None
-        listener = CommittingRebalanceListener(self._on_revoked, self._on_assigned)
-        if _is_subscribed(client):
-            listener.chain(_install_listener(client, listener))
-        else:
-            self._subscribe(client, subscriptions, listener)
-        self._check_wrapped_client(client)
-        if not _is_started(client):
+        self._committer.enabled = warn_about_wrapped_client(client)
+        await self._subscribe(client, subscriptions)
+        if not is_started(client):
             self._owns_client = True
             try:
                 await client.start()
             except KAFKA_EXCEPTIONS as exc:
-                await _quiet_stop(client)
+                await quiet_stop(client)
                 raise connection_error(exc, "starting the consumer") from exc
         self._stop_signal = asyncio.get_running_loop().create_future()
-        self._commit_task = asyncio.create_task(self._commit_loop(), name="dispytch-kafka-commit")
+        self._committer.start(client)
         self._started = True
         self._stopped = False
 
@@ -214,16 +237,22 @@ class KafkaConsumer(Consumer):
             if self._stopped or not self._started:
                 raise ConsumerStoppedError("the consumer is stopped")
             deliveries: list[Delivery] = []
-            buffer = self._buffer
+            buffer = self._fetcher.buffer
             partition = self._tracker.partition
+            retry_topic = self._retry_topic
             while buffer and len(deliveries) < max_messages:
                 record = buffer.popleft()
                 offsets = partition(record.topic, record.partition)
                 if offsets.hand_out(record.offset):
-                    deliveries.append(KafkaDelivery(self, record, offsets))
+                    if record.topic == retry_topic:
+                        deliveries.append(KafkaDelivery.retried(self, record, offsets))
+                    else:
+                        deliveries.append(KafkaDelivery(self, record, offsets))
             if deliveries:
                 return deliveries
-            await self._fetch()
+            assert self._client is not None
+            assert self._stop_signal is not None
+            await self._fetcher.fetch(self._client, self._stop_signal)
 
     async def stop(self) -> None:
         self._stopped = True
@@ -236,34 +265,28 @@ class KafkaConsumer(Consumer):
             return
         await self.stop()
         self._closed = True
-        for task in (self._commit_task, self._pending_fetch):
-            if task is not None:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-        self._commit_task = self._pending_fetch = None
+        await self._committer.stop()
+        await self._fetcher.close()
+        if self._scheduler is not None:
+            self._scheduler.forget()
         client = self._client
         if client is not None and self._started:
-            await self._commit()
+            await self._committer.commit()
         self._tracker.forget()
-        self._buffer.clear()
-        await self._dead_letters.close()
+        await self._publisher.close()
         if client is not None and self._owns_client:
-            await _quiet_stop(client)
+            await quiet_stop(client)
         self._started = False
 
     # -- settlement (called by KafkaDelivery) ------------------------------------------------
 
     def _settle(self, offsets: PartitionOffsets, offset: int) -> None:
-        if offsets.settle(offset):
-            self._settled_signal.set()
-            self._settled_since_commit += 1
-            if self._settled_since_commit >= self._commit_every:
-                self._commit_wanted.set()
+        self._committer.settle(offsets, offset)
 
     def _redeliver(self, offsets: PartitionOffsets, offset: int, delay: float | None) -> None:
         if offsets.nack(offset) is None:
             return
-        self._settled_signal.set()
+        self._committer.nacked()
         if delay:
             asyncio.get_running_loop().call_later(delay, self._seek_back, offsets)
         else:
@@ -274,175 +297,83 @@ class KafkaConsumer(Consumer):
         client = self._client
         if offsets.revoked or not offsets.redeliver or client is None or self._closed:
             return
-        self._drop_buffered({(offsets.topic, offsets.partition)})
+        self._fetcher.drop({(offsets.topic, offsets.partition)})
+        tp = TopicPartition(offsets.topic, offsets.partition)
         try:
-            client.seek(TopicPartition(offsets.topic, offsets.partition), min(offsets.redeliver))
+            client.seek(tp, min(offsets.redeliver))
         except (kafka_errors.IllegalStateError, ValueError, AssertionError) as exc:
             # the partition went away: not committed past, so its next owner reads it again
             log.debug("cannot seek %s[%s] back: %s", offsets.topic, offsets.partition, exc)
+            return
+        if self._scheduler is not None:
+            self._scheduler.release(tp)  # a held retry partition reads the nacked record now
 
     async def _store_dead_letter(self, delivery: KafkaDelivery, reason: DeadLetterReason) -> None:
         await self._dead_letters.publish(
             delivery.topic, delivery.value, delivery.key, delivery.raw_headers, reason
         )
 
+    async def _store_retry(
+        self, delivery: KafkaDelivery, delay: float, headers: Mapping[str, str]
+    ) -> None:
+        topic = self._retry_topic
+        if topic is None:
+            raise NotImplementedError(
+                "this KafkaConsumer has no retry topic (delayed_retries=False, or no group_id)"
+            )
+        encoded = retry_headers(headers, delivery.raw_headers, delivery.topic, delay)
+        await self._publisher.publish(topic, delivery.value, delivery.key, encoded)
+
     # -- internals ---------------------------------------------------------------------------
 
-    def _subscribe(
-        self,
-        client: AIOKafkaConsumer,
-        subscriptions: Sequence[Subscription],
-        listener: CommittingRebalanceListener,
-    ) -> None:
-        plan = plan_subscription(
-            subscriptions, self._topics, self._pattern, self._dead_letter_suffix
-        )
-        if plan.pattern is not None:
-            client.subscribe(pattern=plan.pattern, listener=listener)
-        elif plan.topics:
-            client.subscribe(topics=list(plan.topics), listener=listener)
-        else:
-            raise ValueError("KafkaConsumer has nothing to subscribe to: no topics, no handlers")
-
-    def _check_wrapped_client(self, client: AIOKafkaConsumer) -> None:
-        if getattr(client, "_group_id", None) is None:
-            self._can_commit = False
-            log.warning(
-                "the Kafka consumer has no group_id: offsets cannot be committed, "
-                "so a restart reads from its auto_offset_reset position again"
-            )
-        if getattr(client, "_enable_auto_commit", False):
-            log.warning(
-                "the Kafka consumer has enable_auto_commit=True: aiokafka commits offsets of "
-                "events that are still being handled, so at-least-once cannot be guaranteed; "
-                "create it with enable_auto_commit=False"
-            )
-
-    async def _fetch(self) -> None:
-        """Wait for the next batch (or for `stop()`) and buffer it.
-
-        The fetch runs in its own task that outlives a cancelled `receive()`: records it
-        drained from aiokafka are buffered by the next call instead of being lost (a lost,
-        never handed out record would be committed past)."""
-        client = self._client
-        signal = self._stop_signal
-        assert client is not None
-        assert signal is not None
-        fetch = self._pending_fetch
-        if fetch is None:
-            fetch = self._pending_fetch = asyncio.ensure_future(
-                client.getmany(timeout_ms=1000, max_records=self._fetch_batch)
-            )
-            self._fetch_generation = self._generation
-        await asyncio.wait((fetch, signal), return_when=asyncio.FIRST_COMPLETED)
-        if not fetch.done():
-            return  # stopped: receive() raises on its next turn
-        self._pending_fetch = None
-        try:
-            batches = fetch.result()
-        except kafka_errors.ConsumerStoppedError as exc:
-            raise ConsumerStoppedError("the Kafka client was stopped") from exc
-        except KAFKA_EXCEPTIONS as exc:
-            raise connection_error(exc, "fetching records") from exc
-        if self._fetch_generation != self._generation:
-            return  # fetched before a rebalance: read again from the committed offsets
-        for records in batches.values():
-            self._buffer.extend(records)
-
-    def _drop_buffered(self, keys: set[PartitionKey]) -> None:
-        if self._buffer:
-            self._buffer = deque(r for r in self._buffer if (r.topic, r.partition) not in keys)
-
-    async def _commit_loop(self) -> None:
-        while True:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._commit_wanted.wait(), self._commit_interval)
-            self._commit_wanted.clear()
-            await self._commit()
-
-    async def _commit(self, keys: Iterable[PartitionKey] | None = None) -> None:
-        """Commit, for `keys` (default: every partition), what is settled without a gap."""
-        client = self._client
-        if client is None or not self._can_commit:
+    def _choose_retry_topic(self, group: str | None) -> None:
+        if not self._delayed_retries or group is None:
+            self._retry_topic = None
+            self.capabilities = NO_RETRY_TOPIC_CAPABILITIES
             return
-        async with self._commit_lock:
-            pending = self._tracker.pending_commits(keys)
-            if not pending:
-                return
-            assigned = client.assignment()
-            offsets = {}
-            for (topic, partition), offset in list(pending.items()):
-                tp = TopicPartition(topic, partition)
-                if tp in assigned:
-                    offsets[tp] = offset
-                else:
-                    del pending[(topic, partition)]
-            if not offsets:
-                return
-            self._settled_since_commit = 0
-            try:
-                await client.commit(offsets)
-            except COMMIT_EXCEPTIONS as exc:
-                log.warning("committing Kafka offsets failed (retried later): %r", exc)
-                return
-            self._tracker.mark_committed(pending)
+        self._retry_topic = self._retry_topic_option or group + DEFAULT_RETRY_SUFFIX
+        self._scheduler = RetryScheduler(self._retry_topic)
+        self.capabilities = KAFKA_CAPABILITIES
 
-    async def _on_revoked(self, revoked: Iterable[TopicPartition]) -> None:
-        keys = {(tp.topic, tp.partition) for tp in revoked}
-        self._generation += 1
-        self._drop_buffered(keys)
-        partitions = [p for key in keys if (p := self._tracker.get(*key)) is not None]
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._revoke_timeout
-        while any(p.in_flight for p in partitions) and loop.time() < deadline:
-            self._settled_signal.clear()
-            try:
-                await asyncio.wait_for(self._settled_signal.wait(), deadline - loop.time())
-            except asyncio.TimeoutError:
-                break
-        await self._commit(keys)
-        self._tracker.forget(keys)
+    async def _subscribe(
+        self, client: AIOKafkaConsumer, subscriptions: Sequence[Subscription]
+    ) -> None:
+        """Subscribe to the handler topics (unless the wrapped client already is) plus the
+        retry topic, creating that first."""
+        listener = CommittingRebalanceListener(
+            client, self._fetcher, self._committer, self._scheduler, self._revoke_timeout
+        )
+        current = subscribed_topics(client)
+        if current is None:
+            suffixes = [s for s in (self._dead_letter_suffix, DEFAULT_RETRY_SUFFIX) if s]
+            plan = plan_subscription(subscriptions, self._topics, self._pattern, suffixes)
+            if not plan.topics and plan.pattern is None:
+                raise ValueError(
+                    "KafkaConsumer has nothing to subscribe to: no topics, no handlers"
+                )
+        else:
+            topics, pattern = current
+            plan = SubscriptionPlan(tuple(sorted(topics)), pattern)
+            listener.chain(install_listener(client, listener))
+        retry_topic = self._retry_topic
+        if retry_topic is not None and self._scheduler is not None:
+            if self._create_retry_topic:
+                await ensure_retry_topic(
+                    self._connection_options(), retry_topic, self._retry_partitions, plan.accepts()
+                )
+            self._scheduler.attach(client)
+        full = plan.with_topic(retry_topic)
+        if current is not None and full == plan:
+            return
+        if full.pattern is not None:
+            client.subscribe(pattern=full.pattern, listener=listener)
+        else:
+            client.subscribe(topics=list(full.topics), listener=listener)
 
-    def _on_assigned(self, assigned: Iterable[TopicPartition]) -> None:
-        # a new assignment starts afresh from the committed offsets
-        self._tracker.forget({(tp.topic, tp.partition) for tp in assigned})
+    def _admit(self, tp: TopicPartition, records: list[Any]) -> list[Any]:
+        scheduler = self._scheduler
+        return records if scheduler is None else scheduler.admit(tp, records)
 
     def _connection_options(self) -> dict[str, Any]:
-        """Connection settings for the dead-letter producer, from the consumer's own."""
-        if self._create_options is not None:
-            options = {k: v for k, v in self._create_options.items() if k in CONNECTION_OPTIONS}
-            options["bootstrap_servers"] = self._create_options["bootstrap_servers"]
-            return options
-        kafka_client = getattr(self._client, "_client", None)
-        if kafka_client is None:
-            raise ValueError("pass dead_letter_producer= to KafkaConsumer to store dead letters")
-        options = {"bootstrap_servers": kafka_client._bootstrap_servers}
-        for name in CONNECTION_OPTIONS:
-            value = getattr(kafka_client, "_" + name, None)
-            if value is not None:
-                options[name] = value
-        return options
-
-
-def _is_subscribed(client: AIOKafkaConsumer) -> bool:
-    state = getattr(client, "_subscription", None)
-    return state is not None and (
-        state.subscription is not None or getattr(state, "_subscribed_pattern", None) is not None
-    )
-
-
-def _install_listener(client: AIOKafkaConsumer, listener: CommittingRebalanceListener) -> Any:
-    """Put our rebalance listener in front of the one the user subscribed with (returned)."""
-    state = client._subscription
-    previous = getattr(state, "_listener", None)
-    state._listener = listener
-    return previous
-
-
-def _is_started(client: AIOKafkaConsumer) -> bool:
-    return getattr(client, "_fetcher", None) is not None
-
-
-async def _quiet_stop(client: AIOKafkaConsumer) -> None:
-    with contextlib.suppress(*KAFKA_EXCEPTIONS):
-        await client.stop()
+        """Connection settings for the producer and admin client, from the consumer's own."""
+        return connection_options(self._create_options, self._client)

@@ -1,0 +1,107 @@
+"""Committing settled offsets: a background task, batched by time and by count.
+
+Offsets are committed every `interval` seconds or after `every` settlements, whichever comes
+first, and only up to the first offset of each partition that is not settled yet (see
+`_offsets`). A failed commit is logged and retried on the next round.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable, Sequence
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import errors as kafka_errors
+
+from dispytch.kafka._errors import KAFKA_EXCEPTIONS
+from dispytch.kafka._offsets import CommitTracker, PartitionKey, PartitionOffsets
+
+log = logging.getLogger("dispytch.kafka")
+
+COMMIT_EXCEPTIONS: tuple[type[BaseException], ...] = (
+    *KAFKA_EXCEPTIONS,
+    kafka_errors.IllegalOperation,
+)
+
+
+class OffsetCommitter:
+    def __init__(self, tracker: CommitTracker, interval: float, every: int) -> None:
+        self.tracker = tracker
+        #: False for a client without a group: nothing can be committed
+        self.enabled = True
+        self._interval = interval
+        self._every = every
+        self._client: AIOKafkaConsumer | None = None
+        self._wanted = asyncio.Event()
+        #: set whenever a delivery is settled or nacked (rebalances wait on it)
+        self._settled = asyncio.Event()
+        self._since_commit = 0
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self, client: AIOKafkaConsumer) -> None:
+        self._client = client
+        self._task = asyncio.create_task(self._loop(), name="dispytch-kafka-commit")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    def settle(self, offsets: PartitionOffsets, offset: int) -> None:
+        if offsets.settle(offset):
+            self._settled.set()
+            self._since_commit += 1
+            if self._since_commit >= self._every:
+                self._wanted.set()
+
+    def nacked(self) -> None:
+        self._settled.set()
+
+    async def wait_settled(self, partitions: Sequence[PartitionOffsets], timeout: float) -> None:
+        """Wait up to `timeout` seconds until nothing of `partitions` is in flight."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while any(p.in_flight for p in partitions) and loop.time() < deadline:
+            self._settled.clear()
+            try:
+                await asyncio.wait_for(self._settled.wait(), deadline - loop.time())
+            except asyncio.TimeoutError:
+                return
+
+    async def commit(self, keys: Iterable[PartitionKey] | None = None) -> None:
+        """Commit, for `keys` (default: every partition), what is settled without a gap."""
+        client = self._client
+        if client is None or not self.enabled:
+            return
+        async with self._lock:
+            pending = self.tracker.pending_commits(keys)
+            if not pending:
+                return
+            assigned = client.assignment()
+            offsets = {}
+            for (topic, partition), offset in list(pending.items()):
+                tp = TopicPartition(topic, partition)
+                if tp in assigned:
+                    offsets[tp] = offset
+                else:
+                    del pending[(topic, partition)]
+            if not offsets:
+                return
+            self._since_commit = 0
+            try:
+                await client.commit(offsets)
+            except COMMIT_EXCEPTIONS as exc:
+                log.warning("committing Kafka offsets failed (retried later): %r", exc)
+                return
+            self.tracker.mark_committed(pending)
+
+    async def _loop(self) -> None:
+        while True:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wanted.wait(), self._interval)
+            self._wanted.clear()
+            await self.commit()

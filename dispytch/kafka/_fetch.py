@@ -1,0 +1,79 @@
+"""Fetching records from aiokafka into a buffer that `receive()` hands out from."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from typing import Any, TypeAlias
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import errors as kafka_errors
+
+from dispytch.errors import ConsumerStoppedError
+from dispytch.kafka._errors import KAFKA_EXCEPTIONS, connection_error
+from dispytch.kafka._offsets import PartitionKey
+
+#: aiokafka's ConsumerRecord (untyped)
+Record: TypeAlias = Any
+#: which of the records fetched from a partition may be buffered now
+Admit = Callable[[TopicPartition, list[Record]], list[Record]]
+
+
+class RecordFetcher:
+    """The fetch runs in its own task that outlives a cancelled `receive()`: records it
+    drained from aiokafka are buffered by the next call instead of being lost (a lost, never
+    handed out record would be committed past)."""
+
+    def __init__(self, batch: int, admit: Admit | None = None) -> None:
+        self.buffer: deque[Record] = deque()
+        self._batch = batch
+        self._admit = admit
+        self._pending: asyncio.Future[Any] | None = None
+        #: counts rebalances, so records fetched before one are not handed out after it
+        self._generation = 0
+
+    async def fetch(self, client: AIOKafkaConsumer, stopped: asyncio.Future[None]) -> None:
+        """Wait for the next batch (or for `stopped`) and buffer it."""
+        fetch = self._pending
+        if fetch is None:
+            fetch = self._pending = asyncio.ensure_future(self._get(client))
+        await asyncio.wait((fetch, stopped), return_when=asyncio.FIRST_COMPLETED)
+        if not fetch.done():
+            return  # stopped: receive() raises on its next turn
+        self._pending = None
+        try:
+            generation, batches = fetch.result()
+        except kafka_errors.ConsumerStoppedError as exc:
+            raise ConsumerStoppedError("the Kafka client was stopped") from exc
+        except KAFKA_EXCEPTIONS as exc:
+            raise connection_error(exc, "fetching records") from exc
+        if generation != self._generation:
+            return  # drawn before a rebalance: read again from the committed offsets
+        admit = self._admit
+        for tp, records in batches.items():
+            self.buffer.extend(records if admit is None else admit(tp, records))
+
+    async def _get(
+        self, client: AIOKafkaConsumer
+    ) -> tuple[int, dict[TopicPartition, list[Record]]]:
+        batches = await client.getmany(timeout_ms=1000, max_records=self._batch)
+        # the generation when the records were drawn (not when the fetch began: records drawn
+        # after a rebalance belong to the new assignment and must be kept)
+        return self._generation, batches
+
+    def rebalanced(self, keys: set[PartitionKey]) -> None:
+        self._generation += 1
+        self.drop(keys)
+
+    def drop(self, keys: set[PartitionKey]) -> None:
+        """Forget the buffered records of these partitions (they are read again)."""
+        if self.buffer:
+            self.buffer = deque(r for r in self.buffer if (r.topic, r.partition) not in keys)
+
+    async def close(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.cancel()
+            await asyncio.gather(pending, return_exceptions=True)
+        self.buffer.clear()

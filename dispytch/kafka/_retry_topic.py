@@ -1,0 +1,97 @@
+"""Creating a consumer group's retry topic before the consumer subscribes to it.
+
+It is created before subscribing because a consumer subscribed to a missing topic makes the
+broker auto-create it (with the broker's default partition count, usually 1). The default
+partition count is that of the largest handler topic, so retries are spread over the group's
+members as widely as the events they retry; the replication factor is the largest of the
+handler topics' (aiokafka's CreateTopics request cannot ask for the broker's default), or
+min(3, brokers) when no handler topic exists yet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from aiokafka import errors as kafka_errors
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from dispytch.kafka._errors import KAFKA_EXCEPTIONS, connection_error
+
+log = logging.getLogger("dispytch.kafka")
+
+#: aiokafka warns that `api_version` is a no-op for the admin client
+_NOT_FOR_ADMIN = frozenset({"api_version"})
+_READY_TIMEOUT = 30.0
+
+
+async def ensure_retry_topic(
+    options: dict[str, Any],
+    topic: str,
+    partitions: int | None,
+    handler_topic: Callable[[str], bool],
+) -> None:
+    """Create `topic` unless it exists, with `partitions` partitions (default: as many as the
+    largest existing topic `handler_topic` accepts, at least 1), and wait until it has leaders.
+    """
+    admin = AIOKafkaAdminClient(**{k: v for k, v in options.items() if k not in _NOT_FOR_ADMIN})
+    try:
+        await admin.start()
+        # list_topics, not describe_topics: describing a missing topic may auto-create it
+        existing = await admin.list_topics()
+        if topic in existing:
+            return
+        largest, replication = await _shape(admin, [t for t in existing if handler_topic(t)])
+        partitions = partitions or largest
+        await _create(admin, topic, partitions, replication)
+        await _wait_for_leaders(admin, topic, partitions)
+    except KAFKA_EXCEPTIONS as exc:
+        raise connection_error(exc, f"creating the retry topic {topic!r}") from exc
+    finally:
+        await _close(admin)
+
+
+async def _close(admin: AIOKafkaAdminClient) -> None:
+    with contextlib.suppress(*KAFKA_EXCEPTIONS):
+        await admin.close()
+
+
+async def _shape(admin: AIOKafkaAdminClient, topics: list[str]) -> tuple[int, int]:
+    """The largest partition count and replication factor among `topics`."""
+    described = []
+    if topics:
+        described = [item for item in await admin.describe_topics(topics) if not item["error_code"]]
+    if not described:
+        cluster = await admin.describe_cluster()
+        return 1, max(1, min(3, len(cluster.get("brokers", ()))))
+    partitions = max(len(item["partitions"]) for item in described)
+    replication = max(len(p["replicas"]) for item in described for p in item["partitions"])
+    return max(partitions, 1), max(replication, 1)
+
+
+async def _create(
+    admin: AIOKafkaAdminClient, topic: str, partitions: int, replication: int
+) -> None:
+    response = await admin.create_topics([NewTopic(topic, partitions, replication)])
+    for item in response.topic_errors:
+        code = item[1]
+        if code and code != kafka_errors.TopicAlreadyExistsError.errno:
+            error = kafka_errors.for_code(code)
+            message = item[2] if len(item) > 2 else ""
+            raise error(f"cannot create the retry topic {topic!r}: {message}")
+    log.info("created the retry topic %r with %d partition(s)", topic, partitions)
+
+
+async def _wait_for_leaders(admin: AIOKafkaAdminClient, topic: str, partitions: int) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + _READY_TIMEOUT
+    while loop.time() < deadline:
+        [described] = await admin.describe_topics([topic])
+        ready = [p for p in described["partitions"] if p.get("leader", -1) >= 0]
+        if not described["error_code"] and len(ready) >= partitions:
+            return
+        await asyncio.sleep(0.1)
+    log.warning("the retry topic %r has no leader for every partition yet", topic)
