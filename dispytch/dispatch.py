@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import Any
 
 from pydantic import BaseModel
 from pydantic_core import from_json
 
 from dispytch.backends.base import ATTEMPT_HEADER, DeadLetterReason, Delivery
+from dispytch.di.plan import HandlerPlan
 from dispytch.envelope import Envelope, read_envelope
 from dispytch.events import Event
 from dispytch.routing.group import HandlerSpec
@@ -27,16 +28,17 @@ from dispytch.serialization.base import CONTENT_TYPE_HEADER, Deserializer
 
 logger = logging.getLogger("dispytch.listener")
 
-_new_event = object.__new__
+_new_object = object.__new__
 #: a handler run's outcome when the listener stops before its retries are done
 _GIVE_BACK = DeadLetterReason("give-back", "", "", "")
 
 
 class _Message:
-    """One decoded delivery, as one handler run sees it: validated bodies (shared by all the
-    handlers of the delivery), the events built from them, and the attempt number."""
+    """One decoded delivery, as a handler whose Event parameters want several body types sees
+    it: validated bodies (shared by all the handlers of the delivery), the events built from
+    them, and the attempt number."""
 
-    __slots__ = ("attempt", "bodies", "delivery", "envelope", "events")
+    __slots__ = ("attempt", "bodies", "delivery", "envelope", "events", "id", "type")
 
     def __init__(
         self,
@@ -46,35 +48,46 @@ class _Message:
         bodies: dict[type[BaseModel] | None, Any],
     ) -> None:
         self.envelope = envelope
+        self.id, self.type = envelope[0], envelope[1]
         self.delivery = delivery
         self.attempt = attempt
         #: validated bodies by body type (None: the raw body)
         self.bodies = bodies
         self.events: dict[type[BaseModel] | None, Event[Any]] = {}
 
-    def for_another_handler(self) -> _Message:
-        return _Message(self.envelope, self.delivery, self.attempt, self.bodies)
-
     def event_for(self, body_type: type[BaseModel] | None) -> Event[Any]:
         event = self.events.get(body_type)
         if event is None:
-            envelope = self.envelope
-            delivery = self.delivery
-            # built slot by slot: this runs for every event, and keyword parsing costs
-            event = _new_event(Event)
-            event.id = envelope.id
-            event.type = envelope.type
-            event.topic = delivery.topic
-            event.body = self.bodies[body_type]
-            event.timestamp = envelope.timestamp
-            event.headers = delivery.headers
-            event.key = delivery.key
-            event.attempt = self.attempt
-            event.metadata = delivery.metadata
-            self.events[body_type] = event
+            event = self.events[body_type] = _new_event(
+                self.envelope, self.delivery, self.bodies[body_type], self.attempt
+            )
         else:
             event.attempt = self.attempt
         return event
+
+
+#: what one handler run is called with: its Event (plans with `single_event`), or a _Message
+#: that builds the Event for each body type
+_Run = Event[Any] | _Message
+
+
+def _new_event(envelope: Envelope, delivery: Delivery, body: Any, attempt: int) -> Event[Any]:
+    # built slot by slot: this runs for every event, and keyword parsing costs
+    event: Event[Any] = _new_object(Event)
+    event.id, event.type, _, event.timestamp = envelope
+    event.topic = delivery.topic
+    event.body = body
+    event.headers = delivery.headers
+    event.key = delivery.key
+    event.attempt = attempt
+    event.metadata = delivery.metadata
+    return event
+
+
+def _start(plan: HandlerPlan, run: _Run, segments: tuple[Any, ...]) -> Awaitable[None]:
+    if type(run) is Event:
+        return plan.start(run, segments)
+    return plan.start(None, segments, run)  # type: ignore[arg-type]
 
 
 class Dispatcher:
@@ -105,7 +118,11 @@ class Dispatcher:
 
     async def handle(self, delivery: Delivery) -> None:
         try:
-            envelope = read_envelope(self._decode(delivery))
+            if self.deserializer is None and CONTENT_TYPE_HEADER not in delivery.headers:
+                payload = from_json(delivery.value)  # the default, without a call to _decode
+            else:
+                payload = self._decode(delivery)
+            envelope = read_envelope(payload)
         except Exception as exc:
             logger.error(
                 "message on %r is not a valid event envelope (%s: %s); dead-lettering it",
@@ -115,31 +132,52 @@ class Dispatcher:
             )
             await self.dead_letter(delivery, _reason("decode", exc, delivery.topic))
             return
-        matches = self.router.match(delivery.topic, envelope.type)
+        matches = self.router.match(delivery.topic, envelope[1])
         if not matches:
             await self._unhandled(delivery, envelope)
             return
         previous_attempts = delivery.headers.get(ATTEMPT_HEADER)
-        message = _Message(
-            envelope,
-            delivery,
-            1 if previous_attempts is None else _next_attempt(previous_attempts),
-            {},
-        )
+        attempt = 1 if previous_attempts is None else _next_attempt(previous_attempts)
+        failure: DeadLetterReason | None
         if len(matches) == 1:
+            # one handler, the common case: run here rather than in a coroutine of its own
             spec, segments = matches[0]
-            failure = self._check(spec, segments, message)
-            if failure is None:
+            plan = spec.plan
+            run: _Run | DeadLetterReason
+            if plan.single_event and type(segments) is tuple:
+                # the commonest case, inlined: build the handler's one Event at once
+                body_type = plan.body_type
+                raw = envelope[2]
                 try:
-                    await spec.plan.call(message, segments)  # type: ignore[arg-type]
+                    body = (
+                        raw
+                        if body_type is None
+                        else body_type.__pydantic_validator__.validate_python(raw)
+                    )
                 except Exception as exc:
-                    delayed = spec.retry.delayed and self.delayed_retries_supported
-                    if delayed and await self._retry_later(spec, message, exc):
+                    run = self._invalid(spec, delivery, envelope, attempt, exc, "body")
+                else:
+                    run = _new_event(envelope, delivery, body, attempt)
+            else:
+                run = self._prepare(spec, segments, envelope, delivery, attempt, None)
+            if type(run) is DeadLetterReason:
+                failure = run
+            else:
+                try:
+                    await _start(plan, run, segments)  # type: ignore[arg-type]
+                    failure = None
+                except Exception as exc:
+                    if (
+                        spec.retry.delayed
+                        and self.delayed_retries_supported
+                        and await self._retry_later(spec, delivery, envelope, attempt, exc)
+                    ):
                         return
-                    failure = await self._retry(spec, segments, message, exc)  # type: ignore[arg-type]
+                    failure = await self._retry(spec, segments, delivery, run, attempt, exc)  # type: ignore[arg-type]
         else:
+            bodies: dict[type[BaseModel] | None, Any] = {}  # validated once for all handlers
             results = await asyncio.gather(
-                *(self._run(match, message.for_another_handler()) for match in matches)
+                *(self._run(match, envelope, delivery, attempt, bodies) for match in matches)
             )
             if _GIVE_BACK in results:
                 failure = _GIVE_BACK
@@ -169,37 +207,56 @@ class Dispatcher:
             return from_json(delivery.value)
         return chosen.deserialize(delivery.value)
 
-    async def _run(self, match: Match, message: _Message) -> DeadLetterReason | None:
+    async def _run(
+        self,
+        match: Match,
+        envelope: Envelope,
+        delivery: Delivery,
+        attempt: int,
+        bodies: dict[type[BaseModel] | None, Any],
+    ) -> DeadLetterReason | None:
         """Run one handler until it succeeds or fails for good; the failure's reason, or None."""
         spec, segments = match
-        failure = self._check(spec, segments, message)
-        if failure is not None:
-            return failure
+        run = self._prepare(spec, segments, envelope, delivery, attempt, bodies)
+        if type(run) is DeadLetterReason:
+            return run
         try:
-            await spec.plan.call(message, segments)  # type: ignore[arg-type]
+            await _start(spec.plan, run, segments)  # type: ignore[arg-type]
         except Exception as exc:
-            return await self._retry(spec, segments, message, exc)  # type: ignore[arg-type]
+            return await self._retry(spec, segments, delivery, run, attempt, exc)  # type: ignore[arg-type]
         return None
 
-    def _check(
-        self, spec: HandlerSpec, segments: Segments, message: _Message
-    ) -> DeadLetterReason | None:
-        """Validate what the handler asks for before calling it: invalid input is not retried."""
+    def _prepare(
+        self,
+        spec: HandlerSpec,
+        segments: Segments,
+        envelope: Envelope,
+        delivery: Delivery,
+        attempt: int,
+        bodies: dict[type[BaseModel] | None, Any] | None,
+    ) -> _Run | DeadLetterReason:
+        """What the handler is called with, once what it asks for is valid; else the reason to
+        dead-letter the message (invalid input is not retried). `bodies`: validated bodies
+        shared with the other handlers of the delivery (None: this is the only one)."""
         if isinstance(segments, Exception):
-            return self._invalid(spec, message, segments, "topic segment")
-        bodies = message.bodies
+            return self._invalid(spec, delivery, envelope, attempt, segments, "topic segment")
+        plan = spec.plan
+        raw = envelope[2]
+        if bodies is None:
+            bodies = {}
         try:
-            for body_type in spec.plan.body_types:
+            for body_type in plan.body_types:
                 if body_type not in bodies:
-                    raw = message.envelope.body
                     bodies[body_type] = (
                         raw
                         if body_type is None
                         else body_type.__pydantic_validator__.validate_python(raw)
                     )
         except Exception as exc:
-            return self._invalid(spec, message, exc, "body")
-        return None
+            return self._invalid(spec, delivery, envelope, attempt, exc, "body")
+        if plan.single_event:
+            return _new_event(envelope, delivery, bodies.get(plan.body_type, raw), attempt)
+        return _Message(envelope, delivery, attempt, bodies)
 
     async def _stopped_within(self, delay: float) -> bool:
         """Wait `delay` seconds for a retry; True if the listener began stopping meanwhile."""
@@ -219,27 +276,33 @@ class Dispatcher:
         except Exception:
             logger.exception("could not nack it; the broker will deliver it again")
 
-    async def _retry_later(self, spec: HandlerSpec, run: _Message, error: Exception) -> bool:
+    async def _retry_later(
+        self,
+        spec: HandlerSpec,
+        delivery: Delivery,
+        envelope: Envelope,
+        attempt: int,
+        error: Exception,
+    ) -> bool:
         """Hand the message back to the broker for a delayed retry; False if that is not the
         right outcome (no retries left, or the broker refused: then the caller goes on)."""
-        if not spec.retry.should_retry(error, run.attempt) or self.stopping:
+        if not spec.retry.should_retry(error, attempt) or self.stopping:
             return False
-        delivery = run.delivery
-        delay = spec.retry.delay(run.attempt)
-        headers = {**delivery.headers, ATTEMPT_HEADER: str(run.attempt)}
+        delay = spec.retry.delay(attempt)
+        headers = {**delivery.headers, ATTEMPT_HEADER: str(attempt)}
         try:
             await delivery.retry_later(delay, headers)
         except Exception:
             logger.exception(
                 "could not hand event %s back for a delayed retry; retrying in place",
-                run.envelope.id,
+                envelope[0],
             )
             return False
         logger.warning(
             "handler %r failed on event %s (attempt %d, %s: %s); retrying in %.2fs via the broker",
             spec.name,
-            run.envelope.id,
-            run.attempt,
+            envelope[0],
+            attempt,
             type(error).__name__,
             error,
             delay,
@@ -247,84 +310,90 @@ class Dispatcher:
         return True
 
     async def _retry(
-        self, spec: HandlerSpec, segments: tuple[Any, ...], run: _Message, error: Exception
+        self,
+        spec: HandlerSpec,
+        segments: tuple[Any, ...],
+        delivery: Delivery,
+        run: _Run,
+        attempt: int,
+        error: Exception,
     ) -> DeadLetterReason | None:
-        """The handler failed with `error`: retry per its policy; the final failure, or None."""
-        envelope = run.envelope
+        """Attempt `attempt` of the handler failed with `error`: retry per its policy; the
+        final failure, or None."""
         policy = spec.retry
-        while policy.should_retry(error, run.attempt):
-            delay = policy.delay(run.attempt)
+        while policy.should_retry(error, attempt):
+            delay = policy.delay(attempt)
             logger.warning(
                 "handler %r failed on event %s (attempt %d, %s: %s); retrying in %.2fs",
                 spec.name,
-                envelope.id,
-                run.attempt,
+                run.id,
+                attempt,
                 type(error).__name__,
                 error,
                 delay,
             )
             if await self._stopped_within(delay):
                 return _GIVE_BACK
-            run.attempt += 1
+            attempt += 1
+            run.attempt = attempt
             try:
-                await spec.plan.call(run, segments)
+                await _start(spec.plan, run, segments)
                 return None
             except Exception as exc:
                 error = exc
-        topic = run.delivery.topic
+        topic = delivery.topic
         logger.error(
             "handler %r failed for good on event %s of type %r from %r after %d "
             "attempt(s); dead-lettering it",
             spec.name,
-            envelope.id,
-            envelope.type,
+            run.id,
+            run.type,
             topic,
-            run.attempt,
+            attempt,
             exc_info=error,
         )
-        return _reason("handler", error, topic, run.attempt, spec, envelope.id, envelope.type)
+        return _reason("handler", error, topic, attempt, spec, run.id, run.type)
 
     def _invalid(
-        self, spec: HandlerSpec, message: _Message, exc: Exception, what: str
+        self,
+        spec: HandlerSpec,
+        delivery: Delivery,
+        envelope: Envelope,
+        attempt: int,
+        exc: Exception,
+        what: str,
     ) -> DeadLetterReason:
-        envelope = message.envelope
+        event_id, event_type = envelope[0], envelope[1]
         logger.error(
             "event %s of type %r on %r has an invalid %s for handler %r (no retry): %s",
-            envelope.id,
-            envelope.type,
-            message.delivery.topic,
+            event_id,
+            event_type,
+            delivery.topic,
             what,
             spec.name,
             exc,
         )
-        return _reason(
-            "validation",
-            exc,
-            message.delivery.topic,
-            message.attempt,
-            spec,
-            envelope.id,
-            envelope.type,
-        )
+        return _reason("validation", exc, delivery.topic, attempt, spec, event_id, event_type)
 
     async def _unhandled(self, delivery: Delivery, envelope: Envelope) -> None:
+        event_id, event_type = envelope[0], envelope[1]
         if self.dead_letter_unhandled:
             logger.warning(
                 "no handler for event type %r on %r; dead-lettering it",
-                envelope.type,
+                event_type,
                 delivery.topic,
             )
             reason = DeadLetterReason(
                 stage="unhandled",
                 error_type="NoHandler",
-                error_message=f"no handler for event type {envelope.type!r}",
+                error_message=f"no handler for event type {event_type!r}",
                 original_topic=delivery.topic,
-                event_id=envelope.id,
-                event_type=envelope.type,
+                event_id=event_id,
+                event_type=event_type,
             )
             await self.dead_letter(delivery, reason)
             return
-        logger.debug("no handler for event type %r on %r; acking it", envelope.type, delivery.topic)
+        logger.debug("no handler for event type %r on %r; acking it", event_type, delivery.topic)
         await self.ack(delivery)
 
     async def ack(self, delivery: Delivery) -> None:

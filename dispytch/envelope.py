@@ -3,16 +3,13 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 
 from dispytch.errors import EnvelopeError
 
-
-class Envelope(NamedTuple):
-    id: str
-    type: str
-    body: Any
-    timestamp: int | None
+#: (id, type, body, timestamp) of a received envelope: a plain tuple, as it is read for every
+#: message and a named tuple costs several times more to build
+Envelope = tuple[str, str, Any, int | None]
 
 
 def build_envelope(event_id: str, event_type: str, body: Any, timestamp_ms: int) -> dict[str, Any]:
@@ -39,4 +36,4 @@ def read_envelope(payload: Any) -> Envelope:
             timestamp = int(timestamp)
         else:
             raise EnvelopeError("envelope 'timestamp' must be epoch milliseconds")
-    return Envelope(event_id, event_type, body, timestamp)
+    return event_id, event_type, body, timestamp

@@ -128,22 +128,24 @@ class OrderedWorkerPool:
                     )
                     with contextlib.suppress(Exception):
                         await delivery.nack()
-                delivery = self._finish(delivery)
+                # the delivery's place is free (inlined: this runs for every message)
+                self._in_flight -= 1
+                if self._room is not None or self._drained is not None:
+                    self._signal_room()
+                key = delivery.ordering_key
+                delivery = None if key is None else self._following(key)
 
-    def _finish(self, delivery: Delivery) -> Delivery | None:
-        """Free the delivery's place; return the next one waiting behind its key, if any."""
-        self._in_flight -= 1
-        following = None
-        key = delivery.ordering_key
-        if key is not None:
-            waiting = self._waiting_by_key[key]
-            if waiting:
-                following = waiting.popleft()
-            else:
-                del self._waiting_by_key[key]
+    def _following(self, key: Hashable) -> Delivery | None:
+        """The next delivery waiting behind `key` (whose previous one is done), if any."""
+        waiting = self._waiting_by_key[key]
+        if waiting:
+            return waiting.popleft()
+        del self._waiting_by_key[key]
+        return None
+
+    def _signal_room(self) -> None:
         room = self._room
         if room is not None and not room.done():
             room.set_result(None)
         if self._in_flight == 0 and self._drained is not None and not self._drained.done():
             self._drained.set_result(None)
-        return following

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import typing
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from contextlib import AsyncExitStack
 from typing import Annotated, Any, Protocol
 
@@ -41,9 +41,29 @@ ParamSource = tuple[str, int, Any]
 
 
 class EventSource(Protocol):
-    """What a plan needs from the message being handled."""
+    """What a plan needs from the message being handled, when its Event parameters ask for
+    more than one body type."""
 
     def event_for(self, body_type: type[BaseModel] | None) -> Event[Any]: ...
+
+
+class _OneEvent:
+    """The source of a plan called with a single Event (see `HandlerPlan.start`)."""
+
+    __slots__ = ("event",)
+
+    def __init__(self, event: Event[Any]) -> None:
+        self.event = event
+
+    def event_for(self, body_type: type[BaseModel] | None) -> Event[Any]:
+        return self.event
+
+
+def _source(event: Event[Any] | None, source: EventSource | None) -> EventSource:
+    if source is not None:
+        return source
+    assert event is not None
+    return _OneEvent(event)
 
 
 class SegmentUse(typing.NamedTuple):
@@ -99,9 +119,23 @@ class _CallState:
 
 
 class HandlerPlan:
-    """How to call one handler: where each argument comes from."""
+    """How to call one handler: where each argument comes from.
 
-    __slots__ = ("_flat", "body_types", "func", "name", "params", "segment_uses")
+    `start()` resolves the arguments and returns the handler's awaitable; awaiting it runs the
+    handler, then the dependencies' teardowns (which see its error).
+    """
+
+    __slots__ = (
+        "_by_position",
+        "_flat",
+        "body_type",
+        "body_types",
+        "func",
+        "name",
+        "params",
+        "segment_uses",
+        "single_event",
+    )
 
     def __init__(
         self,
@@ -110,46 +144,82 @@ class HandlerPlan:
         params: tuple[ParamSource, ...],
         body_types: tuple[type[BaseModel] | None, ...],
         segment_uses: tuple[SegmentUse, ...],
+        by_position: bool = False,
     ) -> None:
         self.func = func
         self.name = name
         self.params = params
         #: every body type the handler and its dependencies ask for; validated before the call
         self.body_types = body_types
+        #: one body type at most: every Event parameter gets the same Event, built by the caller
+        self.single_event = len(body_types) <= 1
+        self.body_type = body_types[0] if body_types else None
         self.segment_uses = segment_uses
         dependencies = [payload for _, kind, payload in params if kind == _FROM_DEPENDENCY]
         # the common shape: every dependency is a plain function without parameters, used once
         self._flat = all(node.simple for node in dependencies) and len(set(dependencies)) == len(
             dependencies
         )
+        #: the handler's leading parameters are `params`, in order: passed by position, which
+        #: is cheaper than by name (see `_takes_by_position`)
+        self._by_position = by_position
 
     def convert_segments(self, raw: Mapping[str, str]) -> tuple[Any, ...]:
         """Convert the topic's segment texts for this handler (raises pydantic ValidationError)."""
         return tuple(use.validate(raw[use.segment]) for use in self.segment_uses)
 
-    async def call(self, source: EventSource, segments: tuple[Any, ...] = ()) -> None:
-        """Resolve the arguments, call the handler, run the teardowns (which see its error)."""
-        if self._flat:
-            # the common shape, without the per-event state: plain functions, no caching needed
-            kwargs: dict[str, Any] = {}
-            for name, kind, payload in self.params:
+    def start(
+        self,
+        event: Event[Any] | None,
+        segments: tuple[Any, ...] = (),
+        source: EventSource | None = None,
+    ) -> Awaitable[None]:
+        """The handler's call, with `event` for all its Event parameters (`single_event`
+        plans), or else with the Event for each body type taken from `source`."""
+        if not self._flat:
+            return self._call_with_state(_source(event, source), segments)
+        # The common shape, without the per-event state: plain functions, nothing to cache or
+        # tear down. Two copies of one loop: arguments by position (cheaper) or by name.
+        if self._by_position:
+            args: list[Any] = []
+            for _, kind, payload in self.params:
                 if kind == _FROM_EVENT:
-                    kwargs[name] = source.event_for(payload)
+                    args.append(event if source is None else source.event_for(payload))
                 elif kind == _FROM_SEGMENT:
-                    kwargs[name] = segments[payload]
+                    args.append(segments[payload])
                 else:
                     value = payload.factory()
                     if type(value) in _GENERATOR_CM_TYPES:
-                        # a plain function that returned a @contextmanager object: it needs
-                        # entering, so this plan takes the general path from now on; this
-                        # event keeps the object already made (calling again repeats effects)
-                        payload.simple = False
-                        self._flat = False
-                        return await self._call_with_state(source, segments, (payload, value))
-                    kwargs[name] = value
-            await self.func(**kwargs)
-            return
-        await self._call_with_state(source, segments)
+                        return self._leave_flat_path(event, source, segments, payload, value)
+                    args.append(value)
+            return self.func(*args)  # type: ignore[no-any-return]
+        kwargs: dict[str, Any] = {}
+        for name, kind, payload in self.params:
+            if kind == _FROM_EVENT:
+                kwargs[name] = event if source is None else source.event_for(payload)
+            elif kind == _FROM_SEGMENT:
+                kwargs[name] = segments[payload]
+            else:
+                value = payload.factory()
+                if type(value) in _GENERATOR_CM_TYPES:
+                    return self._leave_flat_path(event, source, segments, payload, value)
+                kwargs[name] = value
+        return self.func(**kwargs)  # type: ignore[no-any-return]
+
+    def _leave_flat_path(
+        self,
+        event: Event[Any] | None,
+        source: EventSource | None,
+        segments: tuple[Any, ...],
+        node: _DependencyNode,
+        value: Any,
+    ) -> Awaitable[None]:
+        """A plain function returned a @contextmanager object: it needs entering, so this plan
+        takes the general path from now on; this event keeps the object already made (calling
+        the function again would repeat its effects)."""
+        node.simple = False
+        self._flat = False
+        return self._call_with_state(_source(event, source), segments, (node, value))
 
     async def _call_with_state(
         self,
@@ -386,6 +456,22 @@ def compile_handler(
         params,
         tuple(compiler.body_types),
         tuple(compiler.segment_uses),
+        _takes_by_position(func, params),
+    )
+
+
+def _takes_by_position(func: Callable[..., Any], params: tuple[ParamSource, ...]) -> bool:
+    """Can `func` be given `params` by position with the same effect as by name? Only for a
+    plain function whose own first parameters have those names (not for wrappers, which may
+    read their **kwargs, nor for callables whose signature is not their code's)."""
+    if not inspect.isfunction(func):
+        return False
+    code = func.__code__
+    names = tuple(name for name, _, _ in params)
+    return (
+        code.co_posonlyargcount == 0
+        and code.co_argcount >= len(names)
+        and code.co_varnames[: len(names)] == names
     )
 
 
