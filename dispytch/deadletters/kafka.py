@@ -35,32 +35,12 @@ from dispytch.deadletters.errors import (
 from dispytch.deadletters.letter import DeadLetter, decode_envelope
 from dispytch.deadletters.store import DeadLetterStore
 from dispytch.errors import BackendError, BrokerUnavailableError
+from dispytch.kafka._client import CONNECTION_OPTIONS
 from dispytch.kafka._errors import KAFKA_EXCEPTIONS, connection_error
 from dispytch.kafka.config import header_text
 from dispytch.kafka.producer import KafkaProducer
 
 DEFAULT_REPLAY_GROUP = "dispytch-dlq-replay"
-
-#: aiokafka options that the admin client and the producer take too (connection and security)
-CONNECTION_OPTIONS = frozenset(
-    {
-        "client_id",
-        "request_timeout_ms",
-        "retry_backoff_ms",
-        "metadata_max_age_ms",
-        "connections_max_idle_ms",
-        "api_version",
-        "security_protocol",
-        "ssl_context",
-        "sasl_mechanism",
-        "sasl_plain_username",
-        "sasl_plain_password",
-        "sasl_kerberos_service_name",
-        "sasl_kerberos_domain_name",
-        "sasl_oauth_token_provider",
-    }
-)
-
 
 class KafkaDeadLetterStore(DeadLetterStore):
     """Dead letters of the Kafka topic `topic`.
