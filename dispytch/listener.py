@@ -7,7 +7,7 @@ import contextlib
 import contextvars
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
 
 from dispytch import signals
@@ -40,6 +40,8 @@ class EventListener:
       fetches no more than that.
     - `shutdown_grace`: seconds `stop()` lets running handlers finish before cancelling them
       (their messages are then left unsettled, and the broker delivers them again).
+    - `close_timeout`: seconds each of the consumer's `stop()` and `close()` may take during the
+      shutdown (a broker that is down can make a final commit wait forever).
     - `dead_letter_unhandled`: dead-letter events no handler matches, instead of acking them.
     """
 
@@ -51,6 +53,7 @@ class EventListener:
         *,
         max_concurrency: int = 100,
         shutdown_grace: float = 30.0,
+        close_timeout: float = 10.0,
         dead_letter_unhandled: bool = False,
     ) -> None:
         if max_concurrency < 1:
@@ -58,6 +61,7 @@ class EventListener:
         self.consumer = consumer
         self.max_concurrency = max_concurrency
         self.shutdown_grace = shutdown_grace
+        self.close_timeout = close_timeout
         self._router = Router(topic_delimiter)
         self._dispatcher = Dispatcher(
             self._router, deserializer, _default_deserializers(), dead_letter_unhandled
@@ -253,8 +257,7 @@ class EventListener:
             if self._fetch_task is not None:
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._fetch_task
-            with contextlib.suppress(Exception):
-                await self.consumer.stop()
+            await self._limited("stopping the consumer", self.consumer.stop())
             pool = self._pool
             if pool is not None:
                 if not await pool.drain(self.shutdown_grace):
@@ -265,15 +268,28 @@ class EventListener:
                         self.shutdown_grace,
                     )
                 await pool.close()
-            try:
-                await self.consumer.close()
-            except Exception:
-                logger.exception("error while closing the consumer")
+            await self._limited("closing the consumer", self.consumer.close())
         finally:
             self._pool = None
             self._fetch_task = None
             self._running = False
             self._finished.set()
+
+
+    async def _limited(self, what: str, call: Awaitable[None]) -> None:
+        """A consumer call during shutdown, bounded by `close_timeout`: a client that waits for
+        a broker that is gone (a final commit, a consumer cancel) must not keep the process
+        from exiting. What it did not settle is delivered again."""
+        try:
+            await asyncio.wait_for(call, self.close_timeout)
+        except asyncio.TimeoutError:
+            logger.warning(
+                "%s took longer than %.1fs (is the broker down?); going on without it",
+                what,
+                self.close_timeout,
+            )
+        except Exception:
+            logger.exception("error while %s", what)
 
 
 def _default_deserializers() -> dict[str, Deserializer]:
