@@ -1,0 +1,52 @@
+"""Where the brokers are and how the failure tests connect to them (tests and worker alike)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from dispytch.backends.base import Consumer, Producer
+
+KAFKA_BOOTSTRAP = os.environ.get("DISPYTCH_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+RABBITMQ_URL = os.environ.get("DISPYTCH_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
+
+#: a killed Kafka member blocks its group's next rebalance until its session expires: keep
+#: that short (6 s is the broker's default minimum), so that a restarted worker resumes soon
+KAFKA_CONSUMER_OPTIONS: dict[str, Any] = {
+    "session_timeout_ms": 6000,
+    "heartbeat_interval_ms": 1000,
+}
+#: how soon a robust AMQP connection tries again after losing the broker
+RABBITMQ_RECONNECT_INTERVAL = 0.5
+
+
+def consumer(backend: str, group: str, exchange: str | None = None) -> Consumer:
+    """A consumer for `group` on a real broker ("kafka" or "rabbitmq"), not started."""
+    if backend == "kafka":
+        from dispytch.kafka import KafkaConsumer
+
+        return KafkaConsumer.create(KAFKA_BOOTSTRAP, group, **KAFKA_CONSUMER_OPTIONS)
+    if backend == "rabbitmq":
+        from dispytch.rabbitmq import RabbitMQConsumer
+
+        assert exchange is not None, "RabbitMQ streams name their own exchange"
+        return RabbitMQConsumer.create(
+            RABBITMQ_URL, group, exchange=exchange, reconnect_interval=RABBITMQ_RECONNECT_INTERVAL
+        )
+    raise ValueError(f"no such broker backend: {backend!r}")
+
+
+def producer(backend: str, exchange: str | None = None) -> Producer:
+    """A producer on a real broker, not started."""
+    if backend == "kafka":
+        from dispytch.kafka import KafkaProducer
+
+        return KafkaProducer.create(KAFKA_BOOTSTRAP)
+    if backend == "rabbitmq":
+        from dispytch.rabbitmq import RabbitMQProducer
+
+        assert exchange is not None, "RabbitMQ streams name their own exchange"
+        return RabbitMQProducer.create(
+            RABBITMQ_URL, exchange=exchange, reconnect_interval=RABBITMQ_RECONNECT_INTERVAL
+        )
+    raise ValueError(f"no such broker backend: {backend!r}")
