@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import os
 import socket
-import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -20,9 +18,6 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from .kafka_helpers import eventually
 
 BOOTSTRAP = os.environ.get("DISPYTCH_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
-
-# the seed's handler example imports `service`: a stand-in lives next to these tests
-sys.path.insert(0, str(Path(__file__).parent / "support"))
 
 
 def _reachable(servers: str) -> bool:

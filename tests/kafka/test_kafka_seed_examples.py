@@ -9,6 +9,7 @@ import pytest
 from dispytch import Event, EventEmitter, EventListener
 from dispytch.kafka import KafkaConsumer, KafkaEventConfig, KafkaProducer
 
+from ..seed import load_seed
 from .conftest import NewTopicFactory
 from .kafka_helpers import eventually, group_name, read_topic
 
@@ -16,8 +17,8 @@ pytestmark = pytest.mark.kafka
 
 
 async def test_seed_examples_on_kafka(bootstrap: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    import seed_emitter
-    import seed_handlers
+    seed_emitter = load_seed("kafka_seed_emitter", "emitter_example.py")
+    seed_handlers = load_seed("kafka_seed_handlers", "handler_example.py")
     from service import get_user_service
 
     # the examples use the fixed topic "user_events": a fresh group reads it from the start,
@@ -44,7 +45,7 @@ async def test_seed_examples_on_kafka(bootstrap: str, monkeypatch: pytest.Monkey
 async def test_event_backend_config_reaches_kafka(
     bootstrap: str, new_topic: NewTopicFactory
 ) -> None:
-    import seed_emitter
+    seed_emitter = load_seed("kafka_seed_emitter", "emitter_example.py")
 
     topic = await new_topic(partitions=4)
 

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import uuid
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -15,6 +11,7 @@ from pydantic import BaseModel
 from dispytch import Event, EventEmitter, EventListener
 from dispytch.rabbitmq import RabbitMQConsumer, RabbitMQEventConfig, RabbitMQProducer
 
+from ..seed import load_seed
 from .conftest import Names, eventually, get_messages
 
 pytestmark = pytest.mark.rabbitmq
@@ -22,24 +19,6 @@ pytestmark = pytest.mark.rabbitmq
 
 class Registered(BaseModel):
     timestamp: int
-
-
-SEED = Path(__file__).parents[1] / "core" / "seed"
-# the seed's handler example imports `service`: a stand-in lives next to these tests
-sys.path.insert(0, str(Path(__file__).parent / "support"))
-
-
-def load_seed(name: str, file: str) -> ModuleType:
-    """A seed example, loaded from the one copy under tests/core/seed."""
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, SEED / file)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 async def test_seed_examples_on_rabbitmq(
