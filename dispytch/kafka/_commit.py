@@ -1,8 +1,17 @@
-"""Committing settled offsets: a background task, batched by time and by count.
+"""Committing settled offsets: a background task, batched by time (and by count, if asked).
 
-Offsets are committed every `interval` seconds or after `every` settlements, whichever comes
-first, and only up to the first offset of each partition that is not settled yet (see
-`_offsets`). A failed commit is logged and retried on the next round.
+Offsets are committed every `interval` seconds (or after `every` settlements, when given,
+whichever comes first), and only up to the first offset of each partition that is not settled
+yet (see `_offsets`). A failed commit is logged and retried on the next round.
+
+Time only is the default: the replay window after a crash is then bounded in time (what was
+handled in the last `interval` seconds), and the number of commits does not grow with the
+throughput (a count of 1000 meant a commit round trip every 10 ms at 100,000 events/s). Either
+way at-least-once holds: a commit never passes an offset that is not settled.
+
+Settling an offset (`KafkaDelivery.ack`) removes it from its partition's in-flight set and
+calls `notify` only when someone needs to know: a count is kept, or a rebalance waits for the
+partitions it revokes to settle.
 """
 
 from __future__ import annotations
@@ -10,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka import errors as kafka_errors
@@ -27,8 +36,10 @@ COMMIT_EXCEPTIONS: tuple[type[BaseException], ...] = (
 
 
 class OffsetCommitter:
-    def __init__(self, tracker: CommitTracker, interval: float, every: int) -> None:
+    def __init__(self, tracker: CommitTracker, interval: float, every: int | None) -> None:
         self.tracker = tracker
+        #: called on every settlement when not None (see the module docstring)
+        self.notify: Callable[[], None] | None = None
         #: False for a client without a group: nothing can be committed
         self.enabled = True
         self._interval = interval
@@ -38,8 +49,10 @@ class OffsetCommitter:
         #: set whenever a delivery is settled or nacked (rebalances wait on it)
         self._settled = asyncio.Event()
         self._since_commit = 0
+        self._waiters = 0
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+        self._arm()
 
     def start(self, client: AIOKafkaConsumer) -> None:
         self._client = client
@@ -52,11 +65,11 @@ class OffsetCommitter:
             await asyncio.gather(task, return_exceptions=True)
 
     def settle(self, offsets: PartitionOffsets, offset: int) -> None:
+        """Settle `offset` (deliveries inline this; kept for the rarer paths)."""
         if offsets.settle(offset):
-            self._settled.set()
-            self._since_commit += 1
-            if self._since_commit >= self._every:
-                self._wanted.set()
+            notify = self.notify
+            if notify is not None:
+                notify()
 
     def nacked(self) -> None:
         self._settled.set()
@@ -65,12 +78,31 @@ class OffsetCommitter:
         """Wait up to `timeout` seconds until nothing of `partitions` is in flight."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while any(p.in_flight for p in partitions) and loop.time() < deadline:
-            self._settled.clear()
-            try:
-                await asyncio.wait_for(self._settled.wait(), deadline - loop.time())
-            except asyncio.TimeoutError:
-                return
+        self._waiters += 1
+        self._arm()
+        try:
+            while any(p.in_flight for p in partitions) and loop.time() < deadline:
+                self._settled.clear()
+                try:
+                    await asyncio.wait_for(self._settled.wait(), deadline - loop.time())
+                except asyncio.TimeoutError:
+                    return
+        finally:
+            self._waiters -= 1
+            self._arm()
+
+    def _arm(self) -> None:
+        wanted = self._every is not None or self._waiters > 0
+        self.notify = self._settled_one if wanted else None
+
+    def _settled_one(self) -> None:
+        if self._waiters:
+            self._settled.set()
+        every = self._every
+        if every is not None:
+            self._since_commit += 1
+            if self._since_commit >= every:
+                self._wanted.set()
 
     async def commit(self, keys: Iterable[PartitionKey] | None = None) -> None:
         """Commit, for `keys` (default: every partition), what is settled without a gap."""

@@ -1,8 +1,15 @@
-"""`KafkaDelivery`: one consumed record, settled through the consumer that handed it out."""
+"""`KafkaDelivery`: one consumed record, settled through the consumer that handed it out.
+
+Built for every record, so it does as little as it can: headers are decoded only when the
+record has some (the others share one empty, read-only mapping), `metadata` is a view of the
+record rather than a dict, and `ack()` settles the offset itself instead of going through the
+consumer and the committer.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Iterator, Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from dispytch.backends.base import DeadLetterReason, Delivery
@@ -12,9 +19,13 @@ from dispytch.kafka._retry import RETRY_HEADERS, RETRY_TOPIC_HEADER
 if TYPE_CHECKING:
     from aiokafka.structs import ConsumerRecord
 
+    from dispytch.kafka._commit import OffsetCommitter
     from dispytch.kafka.consumer import KafkaConsumer
 
 RawHeaders = tuple[tuple[str, bytes | None], ...]
+
+#: the headers of every record that has none
+NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 
 
 class KafkaDelivery(Delivery):
@@ -25,35 +36,40 @@ class KafkaDelivery(Delivery):
     share a key, so keyless events may be handled concurrently.
     """
 
-    __slots__ = ("_consumer", "_offsets", "_raw_headers", "_settled", "offset", "partition")
+    __slots__ = (
+        "_committer",
+        "_consumer",
+        "_offsets",
+        "_raw_headers",
+        "_settled",
+        "offset",
+        "partition",
+    )
 
     def __init__(
         self,
         consumer: KafkaConsumer,
         record: ConsumerRecord[bytes, bytes],
         offsets: PartitionOffsets,
+        committer: OffsetCommitter,
     ) -> None:
         self._consumer = consumer
+        self._committer = committer
         self._offsets = offsets
         self._settled = False
-        raw_headers: RawHeaders = tuple(record.headers or ())
+        raw_headers: RawHeaders = record.headers
         self._raw_headers = raw_headers
         self.topic = record.topic
         self.partition: int = record.partition
         self.offset: int = record.offset
-        self.value = record.value if record.value is not None else b""
-        self.key = record.key
-        self.headers = _decode_headers(raw_headers)
+        value = record.value
+        self.value = b"" if value is None else value
+        key = self.key = record.key
+        self.headers = _decode_headers(raw_headers) if raw_headers else NO_HEADERS
         self.ordering_key: Hashable | None = (
-            None if record.key is None else (record.topic, record.partition, record.key)
+            None if key is None else (record.topic, record.partition, key)
         )
-        self.metadata: Mapping[str, Any] = {
-            "topic": record.topic,
-            "partition": record.partition,
-            "offset": record.offset,
-            "timestamp": record.timestamp,
-            "key": record.key,
-        }
+        self.metadata: Mapping[str, Any] = RecordMetadata(record)
 
     @classmethod
     def retried(
@@ -61,11 +77,12 @@ class KafkaDelivery(Delivery):
         consumer: KafkaConsumer,
         record: ConsumerRecord[bytes, bytes],
         offsets: PartitionOffsets,
+        committer: OffsetCommitter,
     ) -> KafkaDelivery:
         """A record of the retry topic, presented as the event of its original topic: `topic`
         is that topic, and the retry headers are gone. `metadata` says where the record is
         stored (`retry_topic`, `partition`, `offset`); settling it commits there."""
-        delivery = cls(consumer, record, offsets)
+        delivery = cls(consumer, record, offsets, committer)
         original = delivery.headers.get(RETRY_TOPIC_HEADER)
         if not original:
             return delivery  # not made by retry_later: left as it is
@@ -83,36 +100,62 @@ class KafkaDelivery(Delivery):
         return self._raw_headers
 
     async def ack(self) -> None:
-        if self._claim():
-            self._consumer._settle(self._offsets, self.offset)
+        # inlined settlement (this runs for every record): a revoked partition's offsets are
+        # no longer looked at, so discarding from them does no harm
+        if self._settled:
+            return
+        self._settled = True
+        self._offsets.in_flight.discard(self.offset)
+        notify = self._committer.notify
+        if notify is not None:
+            notify()
 
     async def nack(self, *, delay: float | None = None) -> None:
-        if self._claim():
+        if not self._settled:
+            self._settled = True
             self._consumer._redeliver(self._offsets, self.offset, delay)
 
     async def retry_later(self, delay: float, headers: Mapping[str, str]) -> None:
         if self._settled:
             return
         await self._consumer._store_retry(self, delay, headers)
-        if self._claim():
-            self._consumer._settle(self._offsets, self.offset)
+        await self.ack()
 
     async def dead_letter(self, reason: DeadLetterReason) -> None:
         if self._settled:
             return
         await self._consumer._store_dead_letter(self, reason)
-        if self._claim():
-            self._consumer._settle(self._offsets, self.offset)
-
-    def _claim(self) -> bool:
-        """True the first time the delivery is settled; later calls do nothing."""
-        if self._settled:
-            return False
-        self._settled = True
-        return True
+        await self.ack()
 
     def __repr__(self) -> str:
         return f"<KafkaDelivery {self.topic}[{self.partition}]@{self.offset}>"
+
+
+class RecordMetadata(Mapping[str, Any]):
+    """`topic`, `partition`, `offset`, `timestamp` and `key` of a record, read from it when
+    asked for (most handlers never look)."""
+
+    __slots__ = ("_record",)
+
+    KEYS = ("topic", "partition", "offset", "timestamp", "key")
+    _KEY_SET = frozenset(KEYS)
+
+    def __init__(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        self._record = record
+
+    def __getitem__(self, name: str) -> Any:
+        if name in self._KEY_SET:
+            return getattr(self._record, name)
+        raise KeyError(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.KEYS)
+
+    def __len__(self) -> int:
+        return len(self.KEYS)
+
+    def __repr__(self) -> str:
+        return repr(dict(self))
 
 
 def _decode_headers(raw: RawHeaders) -> dict[str, str]:

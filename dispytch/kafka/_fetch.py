@@ -20,13 +20,41 @@ Record: TypeAlias = Any
 Admit = Callable[[TopicPartition, list[Record]], list[Record]]
 
 
+class Chunk:
+    """Records of one partition, fetched together, not all handed out yet."""
+
+    __slots__ = ("partition", "records", "start", "topic")
+
+    def __init__(self, tp: TopicPartition, records: list[Record]) -> None:
+        self.topic: str = tp.topic
+        self.partition: int = tp.partition
+        self.records = records
+        #: the index of the first record not handed out yet
+        self.start = 0
+
+    def take(self, count: int) -> list[Record]:
+        """Up to `count` records, removed from the front."""
+        start, records = self.start, self.records
+        end = start + count
+        if start == 0 and end >= len(records):
+            self.start = len(records)
+            return records
+        self.start = min(end, len(records))
+        return records[start:end]
+
+    @property
+    def empty(self) -> bool:
+        return self.start >= len(self.records)
+
+
 class RecordFetcher:
     """The fetch runs in its own task that outlives a cancelled `receive()`: records it
     drained from aiokafka are buffered by the next call instead of being lost (a lost, never
     handed out record would be committed past)."""
 
     def __init__(self, batch: int, admit: Admit | None = None) -> None:
-        self.buffer: deque[Record] = deque()
+        #: what was fetched and not handed out yet, one chunk per partition and fetch
+        self.buffer: deque[Chunk] = deque()
         self._batch = batch
         self._admit = admit
         self._pending: asyncio.Future[Any] | None = None
@@ -52,7 +80,10 @@ class RecordFetcher:
             return  # drawn before a rebalance: read again from the committed offsets
         admit = self._admit
         for tp, records in batches.items():
-            self.buffer.extend(records if admit is None else admit(tp, records))
+            if admit is not None:
+                records = admit(tp, records)
+            if records:
+                self.buffer.append(Chunk(tp, records))
 
     async def _get(
         self, client: AIOKafkaConsumer
@@ -69,7 +100,7 @@ class RecordFetcher:
     def drop(self, keys: set[PartitionKey]) -> None:
         """Forget the buffered records of these partitions (they are read again)."""
         if self.buffer:
-            self.buffer = deque(r for r in self.buffer if (r.topic, r.partition) not in keys)
+            self.buffer = deque(c for c in self.buffer if (c.topic, c.partition) not in keys)
 
     async def close(self) -> None:
         pending, self._pending = self._pending, None

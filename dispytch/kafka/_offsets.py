@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 PartitionKey = tuple[str, int]
 
@@ -48,6 +49,15 @@ class PartitionOffsets:
             self.in_flight.add(offset)
             return True
         return False
+
+    def hand_out_many(self, records: list[Any]) -> list[Any]:
+        """`hand_out` for the records of one fetch of this partition (in offset order): the
+        ones to hand out."""
+        if records[0].offset > self.high:  # the usual case: all of them are new
+            self.in_flight.update([record.offset for record in records])
+            self.high = records[-1].offset
+            return records
+        return [record for record in records if self.hand_out(record.offset)]
 
     def settle(self, offset: int) -> bool:
         """The delivery at `offset` is done. False when it was not in flight."""

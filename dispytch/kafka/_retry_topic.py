@@ -13,11 +13,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from aiokafka import errors as kafka_errors
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.protocol.metadata import MetadataRequest
 
 from dispytch.kafka._errors import KAFKA_EXCEPTIONS, connection_error
 
@@ -33,18 +34,31 @@ async def ensure_retry_topic(
     topic: str,
     partitions: int | None,
     handler_topic: Callable[[str], bool],
+    handler_topics: Sequence[str] = (),
 ) -> None:
     """Create `topic` unless it exists, with `partitions` partitions (default: as many as the
     largest existing topic `handler_topic` accepts, at least 1), and wait until it has leaders.
+
+    `handler_topics` are the literal topics of the subscription (none for a pattern): their
+    shape is read without listing every topic of the cluster, which takes a while on clusters
+    with many topics. It is also how the usual case, a retry topic that exists already, costs
+    one small metadata request.
     """
     admin = AIOKafkaAdminClient(**{k: v for k, v in options.items() if k not in _NOT_FOR_ADMIN})
     try:
         await admin.start()
-        # list_topics, not describe_topics: describing a missing topic may auto-create it
-        existing = await admin.list_topics()
-        if topic in existing:
+        if not await _can_describe_safely(admin):
+            await _ensure_listing(admin, topic, partitions, handler_topic)
             return
-        largest, replication = await _shape(admin, [t for t in existing if handler_topic(t)])
+        if await _describe(admin, [topic]):
+            return
+        if handler_topics:
+            described = await _describe(admin, list(handler_topics))
+        else:
+            existing = await admin.list_topics()
+            matching = [t for t in existing if handler_topic(t)]
+            described = await _describe(admin, matching) if matching else []
+        largest, replication = await _shape(admin, described)
         partitions = partitions or largest
         await _create(admin, topic, partitions, replication)
         await _wait_for_leaders(admin, topic, partitions)
@@ -54,16 +68,53 @@ async def ensure_retry_topic(
         await _close(admin)
 
 
+async def _ensure_listing(
+    admin: AIOKafkaAdminClient,
+    topic: str,
+    partitions: int | None,
+    handler_topic: Callable[[str], bool],
+) -> None:
+    """For brokers older than 0.11, whose metadata requests create the topics they name."""
+    # list_topics, not describe_topics: describing a missing topic may auto-create it
+    existing = await admin.list_topics()
+    if topic in existing:
+        return
+    matching = [t for t in existing if handler_topic(t)]
+    described = await admin.describe_topics(matching) if matching else []
+    largest, replication = await _shape(admin, described)
+    partitions = partitions or largest
+    await _create(admin, topic, partitions, replication)
+    await _wait_for_leaders(admin, topic, partitions)
+
+
+async def _can_describe_safely(admin: AIOKafkaAdminClient) -> bool:
+    """Whether the broker takes metadata requests that do not create topics (v4 and later)."""
+    client = admin._client
+    try:
+        conn = await client._get_conn(client.get_random_node())
+    except KAFKA_EXCEPTIONS:
+        return False
+    versions = getattr(conn, "_versions", None) or {}
+    metadata_versions = versions.get(MetadataRequest.API_KEY)
+    return metadata_versions is not None and metadata_versions[1] >= 4
+
+
+async def _describe(admin: AIOKafkaAdminClient, topics: list[str]) -> list[dict[str, Any]]:
+    """The topics among `topics` that exist (a request that never creates any)."""
+    request = MetadataRequest(topics, allow_auto_topic_creation=False)
+    response = await admin._client.send(admin._client.get_random_node(), request)
+    described: list[dict[str, Any]] = response.to_object()["topics"]
+    return [item for item in described if not item["error_code"]]
+
+
 async def _close(admin: AIOKafkaAdminClient) -> None:
     with contextlib.suppress(*KAFKA_EXCEPTIONS):
         await admin.close()
 
 
-async def _shape(admin: AIOKafkaAdminClient, topics: list[str]) -> tuple[int, int]:
-    """The largest partition count and replication factor among `topics`."""
-    described = []
-    if topics:
-        described = [item for item in await admin.describe_topics(topics) if not item["error_code"]]
+async def _shape(admin: AIOKafkaAdminClient, described: list[dict[str, Any]]) -> tuple[int, int]:
+    """The largest partition count and replication factor among `described` topics."""
+    described = [item for item in described if not item["error_code"]]
     if not described:
         cluster = await admin.describe_cluster()
         return 1, max(1, min(3, len(cluster.get("brokers", ()))))
@@ -88,10 +139,12 @@ async def _create(
 async def _wait_for_leaders(admin: AIOKafkaAdminClient, topic: str, partitions: int) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + _READY_TIMEOUT
+    pause = 0.005  # leaders usually follow within milliseconds: poll fast, then back off
     while loop.time() < deadline:
         [described] = await admin.describe_topics([topic])
         ready = [p for p in described["partitions"] if p.get("leader", -1) >= 0]
         if not described["error_code"] and len(ready) >= partitions:
             return
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 0.2)
     log.warning("the retry topic %r has no leader for every partition yet", topic)

@@ -82,6 +82,9 @@ class KafkaConsumer(Consumer):
     `create_retry_topic=False`) and read along with the handler topics; `delayed_retries=False`
     turns them off. Both are stored through `dead_letter_producer` when given, else through a
     producer created on first use with the consumer's connection settings.
+
+    Settled offsets are committed every `commit_interval` seconds (and, with `commit_every`,
+    also after that many settlements): see `dispytch.kafka._commit` for why time is the default.
     """
 
     capabilities = KAFKA_CAPABILITIES
@@ -94,7 +97,7 @@ class KafkaConsumer(Consumer):
         dead_letter_suffix: str = DEFAULT_DEAD_LETTER_SUFFIX,
         dead_letter_producer: Any = None,
         commit_interval: float = 0.5,
-        commit_every: int = 1000,
+        commit_every: int | None = None,
         revoke_timeout: float = 5.0,
         dead_letter_timeout: float = 30.0,
         fetch_batch: int = 500,
@@ -144,7 +147,7 @@ class KafkaConsumer(Consumer):
         dead_letter_suffix: str = DEFAULT_DEAD_LETTER_SUFFIX,
         dead_letter_producer: Any = None,
         commit_interval: float = 0.5,
-        commit_every: int = 1000,
+        commit_every: int | None = None,
         revoke_timeout: float = 5.0,
         dead_letter_timeout: float = 30.0,
         fetch_batch: int = 500,
@@ -236,23 +239,33 @@ class KafkaConsumer(Consumer):
         while True:
             if self._stopped or not self._started:
                 raise ConsumerStoppedError("the consumer is stopped")
-            deliveries: list[Delivery] = []
-            buffer = self._fetcher.buffer
-            partition = self._tracker.partition
-            retry_topic = self._retry_topic
-            while buffer and len(deliveries) < max_messages:
-                record = buffer.popleft()
-                offsets = partition(record.topic, record.partition)
-                if offsets.hand_out(record.offset):
-                    if record.topic == retry_topic:
-                        deliveries.append(KafkaDelivery.retried(self, record, offsets))
-                    else:
-                        deliveries.append(KafkaDelivery(self, record, offsets))
-            if deliveries:
-                return deliveries
+            if self._fetcher.buffer:
+                deliveries = self._hand_out(max(max_messages, 1))
+                if deliveries:
+                    return deliveries
+                continue
             assert self._client is not None
             assert self._stop_signal is not None
             await self._fetcher.fetch(self._client, self._stop_signal)
+
+    def _hand_out(self, max_messages: int) -> list[Delivery]:
+        """Deliveries for up to `max_messages` buffered records, a partition's run at a time
+        (one offsets lookup per run rather than per record)."""
+        deliveries: list[Delivery] = []
+        buffer = self._fetcher.buffer
+        partition = self._tracker.partition
+        committer = self._committer
+        retry_topic = self._retry_topic
+        while buffer and len(deliveries) < max_messages:
+            chunk = buffer[0]
+            records = chunk.take(max_messages - len(deliveries))
+            if chunk.empty:
+                buffer.popleft()
+            offsets = partition(chunk.topic, chunk.partition)
+            records = offsets.hand_out_many(records)
+            new = KafkaDelivery.retried if chunk.topic == retry_topic else KafkaDelivery
+            deliveries += [new(self, record, offsets, committer) for record in records]
+        return deliveries
 
     async def stop(self) -> None:
         self._stopped = True
@@ -279,9 +292,6 @@ class KafkaConsumer(Consumer):
         self._started = False
 
     # -- settlement (called by KafkaDelivery) ------------------------------------------------
-
-    def _settle(self, offsets: PartitionOffsets, offset: int) -> None:
-        self._committer.settle(offsets, offset)
 
     def _redeliver(self, offsets: PartitionOffsets, offset: int, delay: float | None) -> None:
         if offsets.nack(offset) is None:
@@ -359,7 +369,11 @@ class KafkaConsumer(Consumer):
         if retry_topic is not None and self._scheduler is not None:
             if self._create_retry_topic:
                 await ensure_retry_topic(
-                    self._connection_options(), retry_topic, self._retry_partitions, plan.accepts()
+                    self._connection_options(),
+                    retry_topic,
+                    self._retry_partitions,
+                    plan.accepts(),
+                    () if plan.pattern is not None else plan.topics,
                 )
             self._scheduler.attach(client)
         full = plan.with_topic(retry_topic)
