@@ -29,6 +29,9 @@ class OrderedWorkerPool:
             raise ValueError("max_concurrency must be at least 1")
         self._handle = handle
         self._max = max_concurrency
+        # A full pool lets the fetch loop go on only once half of it is free again: fewer
+        # wake-ups, and bigger batches from `receive_many`, than refilling one place at a time.
+        self._resume_at = max_concurrency - max(1, max_concurrency // 2)
         self._ready: deque[Delivery] = deque()
         #: keys with a delivery running or ready; the deque holds the ones waiting behind it
         self._waiting_by_key: dict[Hashable, deque[Delivery]] = {}
@@ -145,7 +148,7 @@ class OrderedWorkerPool:
 
     def _signal_room(self) -> None:
         room = self._room
-        if room is not None and not room.done():
+        if room is not None and not room.done() and self._in_flight <= self._resume_at:
             room.set_result(None)
         if self._in_flight == 0 and self._drained is not None and not self._drained.done():
             self._drained.set_result(None)
