@@ -39,6 +39,9 @@ CAPABILITIES = Capabilities(
 )
 
 _STOP = object()
+#: seconds a consumer cancel may take when stopping (the broker may be slow or going away)
+_CANCEL_TIMEOUT = 5.0
+_CANCEL_ERRORS: tuple[type[BaseException], ...] = (asyncio.TimeoutError, *CONNECTION_ERRORS)
 
 
 class RabbitMQConsumer(Consumer):
@@ -243,21 +246,31 @@ class RabbitMQConsumer(Consumer):
         if self._stopped:
             return
         self._stopped = True
-        for queue, tag in self._consumers:
-            try:
-                await queue.cancel(tag)
-            except CONNECTION_ERRORS as error:
-                logger.debug("cancelling consumer %s on %s failed: %r", tag, queue.name, error)
-        self._consumers.clear()
-        # give back what was fetched but never handed out, so other members can take it
+        try:
+            for queue, tag in self._consumers:
+                if queue.channel.is_closed:
+                    # the broker dropped the consumer with the connection; a robust queue's
+                    # cancel would wait for the connection to come back
+                    continue
+                try:
+                    await asyncio.wait_for(queue.cancel(tag), _CANCEL_TIMEOUT)
+                except _CANCEL_ERRORS as error:
+                    logger.debug("cancelling consumer %s on %s failed: %r", tag, queue.name, error)
+            self._consumers.clear()
+        finally:  # even when the stop itself is cut short: nothing stays stuck in the buffer
+            await self._give_back_buffered()
+            self._buffer.put_nowait(_STOP)
+
+    async def _give_back_buffered(self) -> None:
+        """Requeue what was fetched but never handed out, so other members can take it."""
         while not self._buffer.empty():
             item = self._buffer.get_nowait()
             if item is not _STOP:
                 await _requeue(item[0])
-        self._buffer.put_nowait(_STOP)
 
     async def close(self) -> None:
         await self.stop()
+        await self._give_back_buffered()  # what arrived after the stop
         for delivery in list(self._unsettled.values()):
             if not delivery.settled:
                 await delivery.nack()

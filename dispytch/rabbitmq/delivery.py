@@ -142,7 +142,8 @@ class RabbitMQDelivery(Delivery):
 
     async def _settle(self, what: str, settle: Callable[[], Any]) -> None:
         if self._settled:
-            raise RuntimeError(f"delivery of {self.topic!r} was already settled")
+            logger.debug("%s of an already settled message from %r ignored", what, self._queue)
+            return
         self._settled = True
         self._settlement.on_settled(self)
         try:
