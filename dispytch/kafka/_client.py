@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import logging
 from typing import Any
 
@@ -108,5 +108,22 @@ def warn_about_wrapped_client(client: AIOKafkaConsumer) -> bool:
 
 
 async def quiet_stop(client: Any) -> None:
-    with contextlib.suppress(*KAFKA_EXCEPTIONS):
-        await client.stop()
+    """Stop an aiokafka client, logging its errors instead of raising them.
+
+    It runs in a task of its own: while the broker is down, aiokafka's stop awaits internal
+    tasks it has just cancelled, and their CancelledError would otherwise reach our caller as
+    if the caller itself had been cancelled."""
+    stopping = asyncio.ensure_future(client.stop())
+    try:
+        await asyncio.wait({stopping})
+    except asyncio.CancelledError:
+        stopping.cancel()
+        raise
+    if stopping.cancelled():
+        log.debug("the Kafka client's stop ended in a cancellation of its own")
+        return
+    error = stopping.exception()
+    if error is not None:
+        if not isinstance(error, KAFKA_EXCEPTIONS):
+            raise error
+        log.debug("stopping the Kafka client failed: %r", error)

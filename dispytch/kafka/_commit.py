@@ -64,13 +64,6 @@ class OffsetCommitter:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
 
-    def settle(self, offsets: PartitionOffsets, offset: int) -> None:
-        """Settle `offset` (deliveries inline this; kept for the rarer paths)."""
-        if offsets.settle(offset):
-            notify = self.notify
-            if notify is not None:
-                notify()
-
     def nacked(self) -> None:
         self._settled.set()
 

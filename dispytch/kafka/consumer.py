@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -284,11 +284,13 @@ class KafkaConsumer(Consumer):
             self._scheduler.forget()
         client = self._client
         if client is not None and self._started:
-            await self._committer.commit()
+            # aiokafka's commit waits for a group coordinator without end while the broker is
+            # down; what this last commit does not store is delivered again (at-least-once)
+            await _bounded(self._committer.commit(), "the final offset commit")
         self._tracker.forget()
-        await self._publisher.close()
+        await _bounded(self._publisher.close(), "stopping the dead-letter and retry producer")
         if client is not None and self._owns_client:
-            await quiet_stop(client)
+            await _bounded(quiet_stop(client), "stopping the Kafka client")
         self._started = False
 
     # -- settlement (called by KafkaDelivery) ------------------------------------------------
@@ -391,3 +393,16 @@ class KafkaConsumer(Consumer):
     def _connection_options(self) -> dict[str, Any]:
         """Connection settings for the producer and admin client, from the consumer's own."""
         return connection_options(self._create_options, self._client)
+
+
+#: seconds each last step of `close()` may take when the broker does not answer
+_CLOSE_STEP_TIMEOUT = 5.0
+
+
+async def _bounded(step: Awaitable[None], what: str) -> None:
+    try:
+        await asyncio.wait_for(step, _CLOSE_STEP_TIMEOUT)
+    except asyncio.TimeoutError:
+        log.warning(
+            "%s took longer than %.0fs (is the broker down?); going on", what, _CLOSE_STEP_TIMEOUT
+        )
