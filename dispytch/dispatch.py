@@ -29,6 +29,8 @@ from dispytch.serialization.base import CONTENT_TYPE_HEADER, Deserializer
 logger = logging.getLogger("dispytch.listener")
 
 _new_object = object.__new__
+#: seconds before a message that could not be dead-lettered is delivered again
+DEAD_LETTER_RETRY_DELAY = 5.0
 #: a handler run's outcome when the listener stops before its retries are done
 _GIVE_BACK = DeadLetterReason("give-back", "", "", "")
 
@@ -409,11 +411,18 @@ class Dispatcher:
             await delivery.dead_letter(reason)
         except Exception:
             logger.exception(
-                "could not dead-letter a message on %r; giving it back to the broker",
+                "could not dead-letter a message on %r; giving it back to the broker in %.0fs",
                 delivery.topic,
+                DEAD_LETTER_RETRY_DELAY,
             )
+            # not at once: the message would come straight back, fail, and loop while the
+            # dead-letter destination is unavailable
             try:
-                await delivery.nack()
+                if self.delayed_retries_supported:
+                    await delivery.nack(delay=DEAD_LETTER_RETRY_DELAY)
+                else:
+                    await self._stopped_within(DEAD_LETTER_RETRY_DELAY)
+                    await delivery.nack()
             except Exception:
                 logger.exception("could not nack it either; the broker will deliver it again")
 

@@ -1,0 +1,74 @@
+"""When settling itself fails: the message goes back to the broker, without a tight loop."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from pydantic import BaseModel
+
+from dispytch import Event, EventListener
+from dispytch.backends.base import DeadLetterReason
+from dispytch.dispatch import DEAD_LETTER_RETRY_DELAY
+from dispytch.errors import BackendError
+
+from .helpers import ScriptedConsumer, ScriptedDelivery, envelope, wait_until
+
+
+class Body(BaseModel):
+    n: int
+
+
+class UnwritableDeadLetters(ScriptedDelivery):
+    """The dead-letter destination is unavailable; nacks record their delay."""
+
+    __slots__ = ("nack_delays",)
+
+    def __init__(self, topic: str, value: bytes) -> None:
+        super().__init__(topic, value)
+        self.nack_delays: list[float | None] = []
+
+    async def dead_letter(self, reason: DeadLetterReason) -> None:
+        self.outcomes.append("dead_letter failed")
+        raise BackendError("dead-letter topic unavailable")
+
+    async def nack(self, *, delay: float | None = None) -> None:
+        self.nack_delays.append(delay)
+        self.outcomes.append("nack")
+
+
+class DelayingConsumer(ScriptedConsumer):
+    capabilities = dataclasses.replace(ScriptedConsumer.capabilities, native_delay=True)
+
+
+async def test_failed_dead_letter_is_given_back_with_a_delay() -> None:
+    delivery = UnwritableDeadLetters("t", envelope("e", {"n": "not a number"}))
+    listener = EventListener(DelayingConsumer([delivery]))
+
+    @listener.handler(topic="t", event="e")
+    async def handle(event: Event[Body]) -> None:
+        raise AssertionError("the body is invalid: never called")
+
+    async with listener:
+        await wait_until(lambda: "nack" in delivery.outcomes, what="the nack")
+    assert delivery.outcomes == ["dead_letter failed", "nack"]
+    assert delivery.nack_delays == [DEAD_LETTER_RETRY_DELAY]
+
+
+async def test_failed_ack_leaves_the_message_to_the_broker() -> None:
+    class UnackableDelivery(ScriptedDelivery):
+        async def ack(self) -> None:
+            self.outcomes.append("ack failed")
+            raise BackendError("channel gone")
+
+    delivery = UnackableDelivery("t", envelope("e", {"n": 1}))
+    handled: list[int] = []
+    listener = EventListener(ScriptedConsumer([delivery]))
+
+    @listener.handler(topic="t", event="e")
+    async def handle(event: Event[Body]) -> None:
+        handled.append(event.body.n)
+
+    async with listener:
+        await wait_until(lambda: delivery.outcomes == ["ack failed"], what="the ack")
+    assert handled == [1]
+    assert delivery.outcomes == ["ack failed"]  # no nack, no dead letter: the broker redelivers
