@@ -83,7 +83,8 @@ class InMemoryBroker:
             groups[0].push(message)
             return
         for group in groups:
-            group.push(StoredMessage(message.topic, message.value, message.key, message.headers))
+            headers = dict(message.headers)  # each group's handlers get their own
+            group.push(StoredMessage(message.topic, message.value, message.key, headers))
 
     def _join(self, group_name: str, subscriptions: Sequence[Subscription]) -> GroupQueue:
         group = self._groups.get(group_name)

@@ -83,7 +83,7 @@ class InMemoryDelivery(Delivery):
         assert queue is not None
         # a delayed retry gives up order for throughput: later messages with the same key are
         # not held back while the copy waits
-        asyncio.get_running_loop().call_later(delay, queue.push, copy)
+        queue.push_later(copy, delay)
         consumer._settle(self, message)
 
     async def dead_letter(self, reason: DeadLetterReason) -> None:

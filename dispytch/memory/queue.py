@@ -31,6 +31,8 @@ class GroupQueue:
     blocked: dict[Hashable, deque[StoredMessage]] = field(default_factory=dict)
     waiters: deque[asyncio.Future[None]] = field(default_factory=deque)
     unsettled: int = 0
+    #: copies waiting for their delay (delayed retries) before they join the queue
+    scheduled: int = 0
 
     def wants(self, topic: str, dead_letter_suffix: str) -> bool:
         return any(takes(sub, topic, dead_letter_suffix) for sub in self.subscriptions.values())
@@ -44,6 +46,16 @@ class GroupQueue:
             self.outstanding_keys.add(key)
         self.ready.append(message)
         self.wake()
+
+    def push_later(self, message: StoredMessage, delay: float) -> None:
+        """`push` after `delay` seconds; counted as pending meanwhile."""
+        self.scheduled += 1
+
+        def due() -> None:
+            self.scheduled -= 1
+            self.push(message)
+
+        asyncio.get_running_loop().call_later(delay, due)
 
     def put_back(self, message: StoredMessage) -> None:
         """A delivered message returns (nack, consumer closed): first in line again."""
@@ -82,8 +94,11 @@ class GroupQueue:
 
     @property
     def pending(self) -> int:
-        """Messages not yet settled: ready, waiting behind their key, or delivered."""
-        return len(self.ready) + sum(map(len, self.blocked.values())) + self.unsettled
+        """Messages not yet settled: ready, waiting behind their key, delivered, or waiting for
+        a delayed retry."""
+        return (
+            len(self.ready) + sum(map(len, self.blocked.values())) + self.unsettled + self.scheduled
+        )
 
 
 def takes(subscription: Subscription, topic: str, dead_letter_suffix: str) -> bool:
