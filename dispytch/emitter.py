@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import inspect
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -16,7 +17,16 @@ from pydantic_core import PydanticSerializationError
 
 from dispytch.backends.base import OutgoingMessage, Producer
 from dispytch.envelope import build_envelope
-from dispytch.errors import EmitTimeoutError, EventSerializationError, TopicFormatError
+from dispytch.errors import (
+    BackendError,
+    BrokerUnavailableError,
+    EmitError,
+    EmitTimeoutError,
+    EventSerializationError,
+    ProducerError,
+    ProducerUnavailableError,
+    TopicFormatError,
+)
 from dispytch.events import EventBase
 from dispytch.serialization.base import CONTENT_TYPE_HEADER, Serializer
 from dispytch.serialization.json import JSONSerializer
@@ -66,9 +76,12 @@ class EventEmitter:
         headers: Mapping[str, str] | None = None,
     ) -> None:
         message = self.to_message(event, headers)
-        await self._ensure_started()
         try:
-            await self.producer.send(message, timeout=self.timeout if timeout is None else timeout)
+            with _as_emit_errors():
+                await self._ensure_started()
+                await self.producer.send(
+                    message, timeout=self.timeout if timeout is None else timeout
+                )
         except EmitTimeoutError:
             if self._timeout_callback is None:
                 raise
@@ -83,10 +96,11 @@ class EventEmitter:
         messages = [self.to_message(event) for event in events]
         if not messages:
             return
-        await self._ensure_started()
-        await self.producer.send_many(
-            messages, timeout=self.timeout if timeout is None else timeout
-        )
+        with _as_emit_errors():
+            await self._ensure_started()
+            await self.producer.send_many(
+                messages, timeout=self.timeout if timeout is None else timeout
+            )
 
     def to_message(
         self, event: EventBase, headers: Mapping[str, str] | None = None
@@ -146,6 +160,21 @@ class EventEmitter:
         traceback: TracebackType | None,
     ) -> None:
         await self.close()
+
+
+@contextlib.contextmanager
+def _as_emit_errors() -> Iterator[None]:
+    """Whatever the backend raises, `emit` raises an `EmitError`: a backend error that is not
+    one already becomes a `ProducerError` (`ProducerUnavailableError` when the broker is
+    unreachable, which is also a `BrokerUnavailableError`)."""
+    try:
+        yield
+    except EmitError:
+        raise
+    except BrokerUnavailableError as exc:
+        raise ProducerUnavailableError(str(exc)) from exc
+    except BackendError as exc:
+        raise ProducerError(str(exc)) from exc
 
 
 def _topic_of(event: EventBase) -> str:

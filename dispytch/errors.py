@@ -57,6 +57,10 @@ class ProducerError(EmitError, BackendError):
     """The producer or the broker refused or failed to store the message."""
 
 
+class ProducerUnavailableError(ProducerError, BrokerUnavailableError):
+    """The broker cannot be reached to emit (an `EmitError` and a `BrokerUnavailableError`)."""
+
+
 class MessageTooLargeError(ProducerError):
     """The message is larger than the broker accepts."""
 

@@ -13,9 +13,13 @@ from pydantic import BaseModel
 from dispytch import Event, EventBase, EventEmitter, EventListener, InMemoryBroker
 from dispytch.backends.base import OutgoingMessage, Producer
 from dispytch.errors import (
+    BackendError,
+    BrokerUnavailableError,
+    EmitError,
     EmitTimeoutError,
     EventSerializationError,
     ProducerError,
+    ProducerUnavailableError,
     TopicFormatError,
 )
 from dispytch.serialization import MessagePackDeserializer, MessagePackSerializer
@@ -295,3 +299,22 @@ async def test_timeout_callback_does_not_swallow_other_producer_errors() -> None
     with pytest.raises(ProducerError):
         await emitter.emit(order())
     assert called == []
+
+
+@pytest.mark.parametrize(
+    ("raised", "expected"),
+    [
+        (BrokerUnavailableError("no broker"), ProducerUnavailableError),
+        (BackendError("client failed"), ProducerError),
+    ],
+)
+async def test_every_backend_error_reaches_the_caller_as_an_emit_error(
+    raised: Exception, expected: type[Exception]
+) -> None:
+    emitter = EventEmitter(FailingProducer(raised))
+    with pytest.raises(expected) as caught:
+        await emitter.emit(Anything(payload=1))
+    assert isinstance(caught.value, EmitError)
+    assert caught.value.__cause__ is raised
+    with pytest.raises(expected):
+        await emitter.emit_many([Anything(payload=1)])
