@@ -45,14 +45,10 @@ class OrderedWorkerPool:
             asyncio.create_task(self._work(), name=f"dispytch-worker-{n}")
             for n in range(max_concurrency)
         ]
-        self._worker_set = frozenset(self._workers)
 
     @property
     def in_flight(self) -> int:
         return self._in_flight
-
-    def is_worker(self, task: asyncio.Task[object] | None) -> bool:
-        return task in self._worker_set
 
     async def wait_for_room(self) -> None:
         """Return once one more delivery may be submitted."""

@@ -16,6 +16,7 @@ logger = logging.getLogger("dispytch.listener")
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _listening: set[EventListener] = set()
+_stopping: set[asyncio.Task[None]] = set()
 
 
 @contextlib.contextmanager
@@ -43,4 +44,6 @@ def _stop_all(signum: int) -> None:
         "received %s; stopping %d listener(s)", signal.Signals(signum).name, len(_listening)
     )
     for listener in list(_listening):
-        asyncio.get_running_loop().create_task(listener.stop())
+        task = asyncio.get_running_loop().create_task(listener.stop())
+        _stopping.add(task)  # the loop keeps only weak references to tasks
+        task.add_done_callback(_stopping.discard)
