@@ -8,7 +8,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from dispytch.di.plan import HandlerPlan, compile_handler
+from dispytch.di.compile import compile_handler
+from dispytch.di.plan import HandlerPlan
 from dispytch.errors import HandlerRegistrationError
 from dispytch.retry import Backoff, RetryPolicy
 
