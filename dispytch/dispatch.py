@@ -22,6 +22,7 @@ from dispytch.backends.base import ATTEMPT_HEADER, DeadLetterReason, Delivery
 from dispytch.di.plan import HandlerPlan
 from dispytch.envelope import Envelope, read_envelope
 from dispytch.events import Event
+from dispytch.retrying import GIVE_BACK, FinalFailure, GiveBack, Retrier
 from dispytch.routing.group import HandlerSpec
 from dispytch.routing.router import Match, Router, Segments
 from dispytch.serialization.base import CONTENT_TYPE_HEADER, Deserializer
@@ -31,8 +32,6 @@ logger = logging.getLogger("dispytch.listener")
 _new_object = object.__new__
 #: seconds before a message that could not be dead-lettered is delivered again
 DEAD_LETTER_RETRY_DELAY = 5.0
-#: a handler run's outcome when the listener stops before its retries are done
-_GIVE_BACK = DeadLetterReason("give-back", "", "", "")
 
 
 class _Message:
@@ -104,19 +103,7 @@ class Dispatcher:
         self.deserializer = deserializer
         self.deserializers_by_content_type = deserializers_by_content_type
         self.dead_letter_unhandled = dead_letter_unhandled
-        self.delayed_retries_supported = False
-        #: set when the listener stops: retries are not waited for any more
-        self._stopping = asyncio.Event()
-
-    def reset(self) -> None:
-        self._stopping = asyncio.Event()
-
-    def stop(self) -> None:
-        self._stopping.set()
-
-    @property
-    def stopping(self) -> bool:
-        return self._stopping.is_set()
+        self.retrier = Retrier()
 
     async def handle(self, delivery: Delivery) -> None:
         try:
@@ -140,7 +127,7 @@ class Dispatcher:
             return
         previous_attempts = delivery.headers.get(ATTEMPT_HEADER)
         attempt = 1 if previous_attempts is None else _next_attempt(previous_attempts)
-        failure: DeadLetterReason | None
+        failure: DeadLetterReason | GiveBack | None
         if len(matches) == 1:
             # one handler, the common case: run here rather than in a coroutine of its own
             spec, segments = matches[0]
@@ -169,24 +156,27 @@ class Dispatcher:
                     await _start(plan, run, segments)  # type: ignore[arg-type]
                     failure = None
                 except Exception as exc:
-                    if (
-                        spec.retry.delayed
-                        and self.delayed_retries_supported
-                        and await self._retry_later(spec, delivery, envelope, attempt, exc)
-                    ):
+                    if await self.retrier.later(spec, delivery, envelope[0], attempt, exc):
                         return
-                    failure = await self._retry(spec, segments, delivery, run, attempt, exc)  # type: ignore[arg-type]
+                    failure = await self._retry(
+                        spec,
+                        segments,  # type: ignore[arg-type]
+                        delivery,
+                        run,  # type: ignore[arg-type]
+                        attempt,
+                        exc,
+                    )
         else:
             bodies: dict[type[BaseModel] | None, Any] = {}  # validated once for all handlers
             results = await asyncio.gather(
                 *(self._run(match, envelope, delivery, attempt, bodies) for match in matches)
             )
-            if _GIVE_BACK in results:
-                failure = _GIVE_BACK
+            if GIVE_BACK in results:
+                failure = GIVE_BACK
             else:
                 failure = next((reason for reason in results if reason is not None), None)
-        if failure is _GIVE_BACK:
-            await self._give_back(delivery)
+        if isinstance(failure, GiveBack):
+            await self.retrier.give_back(delivery)
             return
         if failure is not None:
             await self.dead_letter(delivery, failure)
@@ -216,7 +206,7 @@ class Dispatcher:
         delivery: Delivery,
         attempt: int,
         bodies: dict[type[BaseModel] | None, Any],
-    ) -> DeadLetterReason | None:
+    ) -> DeadLetterReason | GiveBack | None:
         """Run one handler until it succeeds or fails for good; the failure's reason, or None."""
         spec, segments = match
         run = self._prepare(spec, segments, envelope, delivery, attempt, bodies)
@@ -260,57 +250,6 @@ class Dispatcher:
             return _new_event(envelope, delivery, bodies.get(plan.body_type, raw), attempt)
         return _Message(envelope, delivery, attempt, bodies)
 
-    async def _stopped_within(self, delay: float) -> bool:
-        """Wait `delay` seconds for a retry; True if the listener began stopping meanwhile."""
-        if self._stopping.is_set():
-            return True
-        try:
-            await asyncio.wait_for(self._stopping.wait(), delay)
-        except asyncio.TimeoutError:
-            return False
-        return True
-
-    async def _give_back(self, delivery: Delivery) -> None:
-        """Shutting down with retries left: the broker delivers the message again later."""
-        logger.info("stopping: a message on %r with retries left goes back", delivery.topic)
-        try:
-            await delivery.nack()
-        except Exception:
-            logger.exception("could not nack it; the broker will deliver it again")
-
-    async def _retry_later(
-        self,
-        spec: HandlerSpec,
-        delivery: Delivery,
-        envelope: Envelope,
-        attempt: int,
-        error: Exception,
-    ) -> bool:
-        """Hand the message back to the broker for a delayed retry; False if that is not the
-        right outcome (no retries left, or the broker refused: then the caller goes on)."""
-        if not spec.retry.should_retry(error, attempt) or self.stopping:
-            return False
-        delay = spec.retry.delay(attempt)
-        headers = {**delivery.headers, ATTEMPT_HEADER: str(attempt)}
-        try:
-            await delivery.retry_later(delay, headers)
-        except Exception:
-            logger.exception(
-                "could not hand event %s back for a delayed retry; retrying in place",
-                envelope[0],
-            )
-            return False
-        logger.warning(
-            "handler %r failed on event %s (attempt %d, %s: %s); retrying in %.2fs via the broker",
-            spec.name,
-            envelope[0],
-            attempt,
-            type(error).__name__,
-            error,
-            delay,
-        )
-        return True
-
     async def _retry(
         self,
         spec: HandlerSpec,
@@ -319,30 +258,17 @@ class Dispatcher:
         run: _Run,
         attempt: int,
         error: Exception,
-    ) -> DeadLetterReason | None:
-        """Attempt `attempt` of the handler failed with `error`: retry per its policy; the
-        final failure, or None."""
-        policy = spec.retry
-        while policy.should_retry(error, attempt):
-            delay = policy.delay(attempt)
-            logger.warning(
-                "handler %r failed on event %s (attempt %d, %s: %s); retrying in %.2fs",
-                spec.name,
-                run.id,
-                attempt,
-                type(error).__name__,
-                error,
-                delay,
-            )
-            if await self._stopped_within(delay):
-                return _GIVE_BACK
-            attempt += 1
-            run.attempt = attempt
-            try:
-                await _start(spec.plan, run, segments)
-                return None
-            except Exception as exc:
-                error = exc
+    ) -> DeadLetterReason | GiveBack | None:
+        """Attempt `attempt` failed with `error`: retry in place per the handler's policy; the
+        final failure's reason, `GIVE_BACK` when stopping, or None once an attempt succeeds."""
+
+        def call_again(next_attempt: int) -> Awaitable[None]:
+            run.attempt = next_attempt
+            return _start(spec.plan, run, segments)
+
+        outcome = await self.retrier.in_place(spec, run.id, attempt, error, call_again)
+        if not isinstance(outcome, FinalFailure):
+            return outcome
         topic = delivery.topic
         logger.error(
             "handler %r failed for good on event %s of type %r from %r after %d "
@@ -351,10 +277,10 @@ class Dispatcher:
             run.id,
             run.type,
             topic,
-            attempt,
-            exc_info=error,
+            outcome.attempts,
+            exc_info=outcome.error,
         )
-        return _reason("handler", error, topic, attempt, spec, run.id, run.type)
+        return _reason("handler", outcome.error, topic, outcome.attempts, spec, run.id, run.type)
 
     def _invalid(
         self,
@@ -418,10 +344,10 @@ class Dispatcher:
             # not at once: the message would come straight back, fail, and loop while the
             # dead-letter destination is unavailable
             try:
-                if self.delayed_retries_supported:
+                if self.retrier.delayed_supported:
                     await delivery.nack(delay=DEAD_LETTER_RETRY_DELAY)
                 else:
-                    await self._stopped_within(DEAD_LETTER_RETRY_DELAY)
+                    await self.retrier.wait(DEAD_LETTER_RETRY_DELAY)
                     await delivery.nack()
             except Exception:
                 logger.exception("could not nack it either; the broker will deliver it again")

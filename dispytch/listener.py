@@ -135,12 +135,12 @@ class EventListener:
         self._running = True
         self._stopping = False
         self._failure = None
-        self._dispatcher.reset()
+        self._dispatcher.retrier.reset()
         self._started.clear()
         self._finished.clear()
         if handle_signals is None:
             handle_signals = threading.current_thread() is threading.main_thread()
-        self._dispatcher.delayed_retries_supported = self.consumer.capabilities.native_delay
+        self._dispatcher.retrier.delayed_supported = self.consumer.capabilities.native_delay
         for spec in self._router.specs:
             if spec.retry.delayed and not self.consumer.capabilities.native_delay:
                 logger.warning(
@@ -211,7 +211,7 @@ class EventListener:
         if self._stopping:
             return
         self._stopping = True
-        self._dispatcher.stop()
+        self._dispatcher.retrier.stop()
         if self._fetch_task is not None:
             self._fetch_task.cancel()
 

@@ -1,0 +1,134 @@
+"""The retry layer around a handler call: in place (waiting in the listener) or through the
+broker (`delayed_retries`), and what happens to retries when the listener stops.
+
+The policy (`retry.RetryPolicy`) decides whether and when; this module does the waiting and
+the handing back. Stopping cuts every wait short: a message with retries left is given back to
+the broker instead of being retried or dead-lettered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from dispytch.backends.base import ATTEMPT_HEADER, Delivery
+from dispytch.routing.group import HandlerSpec
+
+logger = logging.getLogger("dispytch.listener")
+
+
+@dataclass(frozen=True, slots=True)
+class FinalFailure:
+    """The handler failed for good: the last error and how many attempts were made."""
+
+    error: Exception
+    attempts: int
+
+
+class GiveBack:
+    """The listener stopped while the handler still had retries: give the message back."""
+
+
+GIVE_BACK = GiveBack()
+
+RetryOutcome = FinalFailure | GiveBack | None
+
+
+class Retrier:
+    def __init__(self) -> None:
+        #: the backend can `retry_later` (its capabilities have `native_delay`)
+        self.delayed_supported = False
+        self._stopping = asyncio.Event()
+
+    def reset(self) -> None:
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    async def wait(self, delay: float) -> bool:
+        """Wait `delay` seconds; True if the listener began stopping meanwhile."""
+        if self._stopping.is_set():
+            return True
+        try:
+            await asyncio.wait_for(self._stopping.wait(), delay)
+        except asyncio.TimeoutError:
+            return False
+        return True
+
+    async def in_place(
+        self,
+        spec: HandlerSpec,
+        event_id: str,
+        attempt: int,
+        error: Exception,
+        call_again: Callable[[int], Awaitable[None]],
+    ) -> RetryOutcome:
+        """Attempt `attempt` failed with `error`: call again (with the next attempt number)
+        after each backoff while the policy allows. None once an attempt succeeds."""
+        policy = spec.retry
+        while policy.should_retry(error, attempt):
+            delay = policy.delay(attempt)
+            logger.warning(
+                "handler %r failed on event %s (attempt %d, %s: %s); retrying in %.2fs",
+                spec.name,
+                event_id,
+                attempt,
+                type(error).__name__,
+                error,
+                delay,
+            )
+            if await self.wait(delay):
+                return GIVE_BACK
+            attempt += 1
+            try:
+                await call_again(attempt)
+                return None
+            except Exception as exc:
+                error = exc
+        return FinalFailure(error, attempt)
+
+    async def later(
+        self, spec: HandlerSpec, delivery: Delivery, event_id: str, attempt: int, error: Exception
+    ) -> bool:
+        """Hand the message back to the broker for a delayed retry. False when that is not the
+        outcome (not wanted or supported, no retries left, stopping, or the broker refused):
+        the caller then retries in place."""
+        policy = spec.retry
+        if not (policy.delayed and self.delayed_supported):
+            return False
+        if not policy.should_retry(error, attempt) or self.stopping:
+            return False
+        delay = policy.delay(attempt)
+        headers = {**delivery.headers, ATTEMPT_HEADER: str(attempt)}
+        try:
+            await delivery.retry_later(delay, headers)
+        except Exception:
+            logger.exception(
+                "could not hand event %s back for a delayed retry; retrying in place", event_id
+            )
+            return False
+        logger.warning(
+            "handler %r failed on event %s (attempt %d, %s: %s); retrying in %.2fs via the broker",
+            spec.name,
+            event_id,
+            attempt,
+            type(error).__name__,
+            error,
+            delay,
+        )
+        return True
+
+    async def give_back(self, delivery: Delivery) -> None:
+        """Stopping with retries left: the broker delivers the message again later."""
+        logger.info("stopping: a message on %r with retries left goes back", delivery.topic)
+        try:
+            await delivery.nack()
+        except Exception:
+            logger.exception("could not nack it; the broker will deliver it again")
