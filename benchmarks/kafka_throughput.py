@@ -34,7 +34,7 @@ from typing import Any
 import pydantic_core
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from pydantic import BaseModel
+from workload import User, UserRegistered, envelope, user
 
 from dispytch import Event, EventBase, EventEmitter, EventListener
 from dispytch.kafka import KafkaConsumer, KafkaProducer
@@ -42,35 +42,6 @@ from dispytch.kafka import KafkaConsumer, KafkaProducer
 BOOTSTRAP = os.environ.get("DISPYTCH_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
 PARTITIONS = 4
 PRODUCER_OPTIONS = {"acks": "all", "enable_idempotence": True, "linger_ms": 5}
-
-
-class Address(BaseModel):
-    street: str
-    city: str
-    zip: str
-
-
-class User(BaseModel):
-    id: str
-    email: str
-    name: str
-    address: Address
-
-
-class UserRegistered(BaseModel):
-    user: User
-    timestamp: int
-
-
-def user(n: int) -> User:
-    address = Address(street=f"{n} Main St", city="Springfield", zip="12345")
-    return User(id=str(n), email=f"user{n}@example.com", name=f"User {n}", address=address)
-
-
-def envelope(n: int) -> bytes:
-    body = UserRegistered(user=user(n), timestamp=n).model_dump(mode="json")
-    payload = {"id": str(uuid.uuid4()), "type": "user_registered", "body": body, "timestamp": n}
-    return pydantic_core.to_json(payload)
 
 
 async def create_topic(partitions: int) -> str:

@@ -14,36 +14,17 @@ import asyncio
 import gc
 import statistics
 import time
-import uuid
 from typing import Annotated
 
 import psutil
 import pydantic_core
-from pydantic import BaseModel
+from workload import UserRegistered, envelope
 
 from dispytch import Dependency, Event, EventListener, HandlerGroup, InMemoryBroker
 from dispytch.backends.base import OutgoingMessage
 
 TOPIC = "users"
 CHUNK = 10_000
-
-
-class Address(BaseModel):
-    street: str
-    city: str
-    zip: str
-
-
-class User(BaseModel):
-    id: str
-    email: str
-    name: str
-    address: Address
-
-
-class UserRegistered(BaseModel):
-    user: User
-    timestamp: int
 
 
 class Service:
@@ -59,24 +40,7 @@ def get_service() -> Service:
 
 
 def make_payloads(count: int) -> list[bytes]:
-    payloads = []
-    for n in range(count):
-        envelope = {
-            "id": str(uuid.uuid4()),
-            "type": "user_registered",
-            "body": {
-                "user": {
-                    "id": f"u{n}",
-                    "email": f"user{n}@example.com",
-                    "name": "Jane Doe",
-                    "address": {"street": "1 Main St", "city": "Springfield", "zip": "12345"},
-                },
-                "timestamp": 1_700_000_000 + n,
-            },
-            "timestamp": 1_700_000_000_000 + n,
-        }
-        payloads.append(pydantic_core.to_json(envelope))
-    return payloads
+    return [envelope(n) for n in range(count)]
 
 
 async def handle_user(body: UserRegistered, service: Service) -> None:

@@ -32,7 +32,7 @@ from typing import Any
 
 import aio_pika
 import pydantic_core
-from pydantic import BaseModel
+from workload import Address, User, UserRegistered
 
 from dispytch import Event, EventBase, EventEmitter, EventListener
 from dispytch.rabbitmq import RabbitMQConsumer, RabbitMQProducer
@@ -40,24 +40,6 @@ from dispytch.rabbitmq import RabbitMQConsumer, RabbitMQProducer
 URL = os.environ.get("DISPYTCH_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
 TOPIC = "bench:users"
 PREFETCH = 100
-
-
-class Address(BaseModel):
-    street: str
-    city: str
-    zip: str
-
-
-class User(BaseModel):
-    id: str
-    email: str
-    name: str
-    address: Address
-
-
-class UserRegistered(BaseModel):
-    user: User
-    timestamp: int
 
 
 class UserRegisteredEvent(EventBase):
