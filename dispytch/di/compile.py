@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import types
 import typing
 from collections.abc import Callable, Collection, Mapping
 from typing import Annotated, Any
@@ -253,10 +254,21 @@ def _signature_and_hints(
 
 
 def _split_annotated(annotation: Any) -> tuple[Any, tuple[Any, ...]]:
+    annotation = _without_optional(annotation)
     if typing.get_origin(annotation) is Annotated:
         base, *metadata = typing.get_args(annotation)
-        return base, tuple(metadata)
+        return _without_optional(base), tuple(metadata)
     return annotation, ()
+
+
+def _without_optional(annotation: Any) -> Any:
+    """`X` for `X | None` (`Optional[X]`): a parameter defaulting to None is still resolved
+    by what X says (Python 3.10's get_type_hints even adds the Optional by itself)."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        others = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+        if len(others) == 1:
+            return others[0]
+    return annotation
 
 
 def _segment_validator(

@@ -70,6 +70,14 @@ def default_first(seen: Seen) -> Callable[..., Awaitable[None]]:
     return handler
 
 
+def optional_event(seen: Seen) -> Callable[..., Awaitable[None]]:
+    async def handler(event: Event[Body] | None = None, d: str | None = Dependency(dep)) -> None:
+        assert event is not None
+        seen.append((event.body.x, d))
+
+    return handler
+
+
 def reordered(seen: Seen) -> Callable[..., Awaitable[None]]:
     async def handler(d: Annotated[str, Dependency(dep)], event: Event[Body]) -> None:
         seen.append((event.body.x, d))
@@ -93,6 +101,7 @@ SHAPES: dict[str, Callable[[Seen], Callable[..., Awaitable[None]]]] = {
     "wrapped": wrapped,
     "keyword_only": keyword_only,
     "default_first": default_first,
+    "optional_event": optional_event,
     "reordered": reordered,
     "bound_method": lambda seen: Handlers(seen).method,
     "callable_object": lambda seen: Handlers(seen),
