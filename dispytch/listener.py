@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
 
 from dispytch import signals
-from dispytch.backends.base import Consumer
+from dispytch.backends.base import Consumer, ListenerNeeds
 from dispytch.dispatch import Dispatcher
 from dispytch.errors import BackendError, ConsumerStoppedError
 from dispytch.retry import Backoff, ExponentialBackoff
@@ -148,7 +148,10 @@ class EventListener:
                     spec.name,
                     type(self.consumer).__name__,
                 )
+        specs = self._router.specs
+        needs = ListenerNeeds(self.max_concurrency, any(spec.retry.delayed for spec in specs))
         try:
+            self.consumer.prepare(needs)
             await self.consumer.start(self._router.subscriptions)
             handling_listener.set(self)  # inherited by the workers (and tasks they start)
             self._pool = OrderedWorkerPool(self._dispatcher.handle, self.max_concurrency)

@@ -100,6 +100,16 @@ def _is_wildcard(part: str) -> bool:
     return part == "*" or (len(part) > 2 and part[0] == "{" and part[-1] == "}")
 
 
+@dataclass(frozen=True, slots=True)
+class ListenerNeeds:
+    """What a listener will ask of its consumer, told before `Consumer.start()`."""
+
+    #: deliveries the listener holds unsettled at most (its `max_concurrency`)
+    max_in_flight: int
+    #: some handler retries through the broker (`retry_later`)
+    delayed_retries: bool
+
+
 @dataclass(slots=True)
 class OutgoingMessage:
     """A message for a `Producer`: the bytes, where they go, and how."""
@@ -214,6 +224,10 @@ class Consumer(abc.ABC):
     """Receives messages for one consumer group."""
 
     capabilities: Capabilities
+
+    def prepare(self, needs: ListenerNeeds) -> None:
+        """Called by the listener before `start()`. Optional: a backend may size its prefetch
+        by `needs.max_in_flight`, or skip preparing delayed retries nobody uses."""
 
     @abc.abstractmethod
     async def start(self, subscriptions: Sequence[Subscription]) -> None:
