@@ -7,7 +7,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from dispytch.backends.base import Capabilities, Consumer, Delivery, Subscription
+from dispytch.backends.base import Capabilities, Consumer, Delivery, ListenerNeeds, Subscription
 from dispytch.errors import BackendError, BrokerUnavailableError, ConsumerStoppedError
 from dispytch.rabbitmq._amqp import (
     AbstractChannel,
@@ -71,6 +71,7 @@ class RabbitMQConsumer(Consumer):
         """
         self._queues = list(queues)
         self._prefetch = prefetch
+        self._prefetch_follows_listener = False
         self._dlx_name = dead_letter_exchange
         self._dlq_name = dead_letter_queue
         self._publish_timeout = publish_timeout
@@ -90,6 +91,10 @@ class RabbitMQConsumer(Consumer):
         self._connection: AbstractConnection | None = None
         self._publish_channel: AbstractChannel | None = None
 
+    def prepare(self, needs: ListenerNeeds) -> None:
+        if self._prefetch_follows_listener:
+            self._prefetch = needs.max_in_flight
+
     @classmethod
     def create(
         cls,
@@ -107,9 +112,10 @@ class RabbitMQConsumer(Consumer):
 
         It declares the durable topic exchange `exchange`, the durable queue
         `<exchange>.<group>` bound to every handler topic, and the dead-letter exchange
-        `<exchange>.dlx` with the queue `<exchange>.dlq`. `prefetch` defaults to 100 (the
-        listener's default max_concurrency). `queue_arguments` are passed to the group queue's
-        declaration (for example `{"x-queue-type": "quorum", "x-delivery-limit": 20}`).
+        `<exchange>.dlx` with the queue `<exchange>.dlq`. `prefetch` defaults to the
+        listener's `max_concurrency` (100 outside a listener). `queue_arguments` are passed to
+        the group queue's declaration (for example
+        `{"x-queue-type": "quorum", "x-delivery-limit": 20}`).
         """
         topology = Topology(exchange)
         consumer = cls(
@@ -118,6 +124,7 @@ class RabbitMQConsumer(Consumer):
             dead_letter_queue=topology.dead_letter_queue,
             publish_timeout=publish_timeout,
         )
+        consumer._prefetch_follows_listener = prefetch is None
         consumer._url = url
         consumer._group = group
         consumer._topology = topology

@@ -367,3 +367,34 @@ async def test_refused_declarations_and_unreachable_broker_raise_dispytch_errors
         await RabbitMQProducer.create(unreachable, connect_timeout=2).start()
     with pytest.raises(BrokerUnavailableError):
         await RabbitMQConsumer.create(unreachable, "g", connect_timeout=2).start(subs("t"))
+
+
+async def test_prefetch_follows_the_listeners_max_concurrency(
+    rabbitmq_url: str, names: Names
+) -> None:
+    """Only one message is out at a time with max_concurrency=1: the broker holds the second
+    back until the first is acked (so a slow first handler delays the second)."""
+    from dispytch import Event, EventListener
+
+    exchange = names.topology().exchange
+    consumer = RabbitMQConsumer.create(rabbitmq_url, names.group("g"), exchange=exchange)
+    listener = EventListener(consumer, max_concurrency=1, topic_delimiter=".")
+    unacked_at_once: list[int] = []
+
+    @listener.handler(topic="jobs", event="job")
+    async def handle(event: Event[dict[str, int]]) -> None:
+        unacked_at_once.append(consumer._buffer.qsize())
+        await asyncio.sleep(0.2)
+
+    producer = RabbitMQProducer.create(rabbitmq_url, exchange=exchange, topic_delimiter=".")
+    envelope = b'{"id": "%d", "type": "job", "body": {}, "timestamp": 1}'
+    async with listener:
+        await producer.start()
+        for n in range(3):
+            await producer.send(OutgoingMessage(topic="jobs", value=envelope % n))
+        deadline = time.monotonic() + 10
+        while len(unacked_at_once) < 3 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+    await producer.close()
+    assert consumer._prefetch == 1
+    assert unacked_at_once == [0, 0, 0]  # nothing fetched beyond the one being handled
