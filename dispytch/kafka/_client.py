@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
@@ -127,3 +128,16 @@ async def quiet_stop(client: Any) -> None:
         if not isinstance(error, KAFKA_EXCEPTIONS):
             raise error
         log.debug("stopping the Kafka client failed: %r", error)
+
+
+#: seconds each last step of `close()` may take when the broker does not answer
+_CLOSE_STEP_TIMEOUT = 5.0
+
+
+async def bounded(step: Awaitable[None], what: str) -> None:
+    try:
+        await asyncio.wait_for(step, _CLOSE_STEP_TIMEOUT)
+    except asyncio.TimeoutError:
+        log.warning(
+            "%s took longer than %.0fs (is the broker down?); going on", what, _CLOSE_STEP_TIMEOUT
+        )

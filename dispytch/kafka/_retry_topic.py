@@ -35,7 +35,8 @@ async def ensure_retry_topic(
     partitions: int | None,
     handler_topic: Callable[[str], bool],
     handler_topics: Sequence[str] = (),
-) -> None:
+    create: bool = True,
+) -> bool:
     """Create `topic` unless it exists, with `partitions` partitions (default: as many as the
     largest existing topic `handler_topic` accepts, at least 1), and wait until it has leaders.
 
@@ -43,15 +44,18 @@ async def ensure_retry_topic(
     shape is read without listing every topic of the cluster, which takes a while on clusters
     with many topics. It is also how the usual case, a retry topic that exists already, costs
     one small metadata request.
+
+    With `create=False` it only checks. Returns whether the topic exists now.
     """
     admin = AIOKafkaAdminClient(**{k: v for k, v in options.items() if k not in _NOT_FOR_ADMIN})
     try:
         await admin.start()
         if not await _can_describe_safely(admin):
-            await _ensure_listing(admin, topic, partitions, handler_topic)
-            return
+            return await _ensure_listing(admin, topic, partitions, handler_topic, create)
         if await _describe(admin, [topic]):
-            return
+            return True
+        if not create:
+            return False
         if handler_topics:
             described = await _describe(admin, list(handler_topics))
         else:
@@ -62,6 +66,7 @@ async def ensure_retry_topic(
         partitions = partitions or largest
         await _create(admin, topic, partitions, replication)
         await _wait_for_leaders(admin, topic, partitions)
+        return True
     except KAFKA_EXCEPTIONS as exc:
         raise connection_error(exc, f"creating the retry topic {topic!r}") from exc
     finally:
@@ -73,18 +78,22 @@ async def _ensure_listing(
     topic: str,
     partitions: int | None,
     handler_topic: Callable[[str], bool],
-) -> None:
+    create: bool,
+) -> bool:
     """For brokers older than 0.11, whose metadata requests create the topics they name."""
     # list_topics, not describe_topics: describing a missing topic may auto-create it
     existing = await admin.list_topics()
     if topic in existing:
-        return
+        return True
+    if not create:
+        return False
     matching = [t for t in existing if handler_topic(t)]
     described = await admin.describe_topics(matching) if matching else []
     largest, replication = await _shape(admin, described)
     partitions = partitions or largest
     await _create(admin, topic, partitions, replication)
     await _wait_for_leaders(admin, topic, partitions)
+    return True
 
 
 async def _can_describe_safely(admin: AIOKafkaAdminClient) -> bool:

@@ -12,16 +12,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka import errors as kafka_errors
 
-from dispytch.backends.base import Capabilities, Consumer, DeadLetterReason, Delivery, Subscription
+from dispytch.backends.base import (
+    Capabilities,
+    Consumer,
+    DeadLetterReason,
+    Delivery,
+    ListenerNeeds,
+    Subscription,
+)
 from dispytch.errors import ConsumerStoppedError
 from dispytch.kafka._client import (
+    bounded,
     connection_options,
     group_id,
     install_listener,
@@ -122,6 +130,10 @@ class KafkaConsumer(Consumer):
         self._retry_topic_option = retry_topic
         self._retry_partitions = retry_partitions
         self._create_retry_topic = create_retry_topic
+        #: the listener has handlers with delayed retries (see `prepare`)
+        self._retries_wanted = True
+        #: the retry topic exists and is read: `retry_later` may store there
+        self._retry_topic_read = False
         self._retry_topic: str | None = None
         self._scheduler: RetryScheduler | None = None
         self._revoke_timeout = revoke_timeout
@@ -286,11 +298,11 @@ class KafkaConsumer(Consumer):
         if client is not None and self._started:
             # aiokafka's commit waits for a group coordinator without end while the broker is
             # down; what this last commit does not store is delivered again (at-least-once)
-            await _bounded(self._committer.commit(), "the final offset commit")
+            await bounded(self._committer.commit(), "the final offset commit")
         self._tracker.forget()
-        await _bounded(self._publisher.close(), "stopping the dead-letter and retry producer")
+        await bounded(self._publisher.close(), "stopping the dead-letter and retry producer")
         if client is not None and self._owns_client:
-            await _bounded(quiet_stop(client), "stopping the Kafka client")
+            await bounded(quiet_stop(client), "stopping the Kafka client")
         self._started = False
 
     # -- settlement (called by KafkaDelivery) ------------------------------------------------
@@ -329,12 +341,18 @@ class KafkaConsumer(Consumer):
         self, delivery: KafkaDelivery, delay: float, headers: Mapping[str, str]
     ) -> None:
         topic = self._retry_topic
-        if topic is None:
+        if topic is None or not self._retry_topic_read:
             raise NotImplementedError(
-                "this KafkaConsumer has no retry topic (delayed_retries=False, or no group_id)"
+                "this KafkaConsumer reads no retry topic (delayed_retries=False, no group_id, "
+                "or no handler asked for delayed retries when it started)"
             )
         encoded = retry_headers(headers, delivery.raw_headers, delivery.topic, delay)
         await self._publisher.publish(topic, delivery.value, delivery.key, encoded)
+
+    def prepare(self, needs: ListenerNeeds) -> None:
+        # Creating `<group>.retry` costs a new group ~35 ms at start: only when wanted. A retry
+        # topic left from an earlier run is still read, so its pending retries are not lost.
+        self._retries_wanted = needs.delayed_retries
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -370,14 +388,20 @@ class KafkaConsumer(Consumer):
         retry_topic = self._retry_topic
         if retry_topic is not None and self._scheduler is not None:
             if self._create_retry_topic:
-                await ensure_retry_topic(
+                # without handlers that retry later, only read a retry topic left from before
+                exists = await ensure_retry_topic(
                     self._connection_options(),
                     retry_topic,
                     self._retry_partitions,
                     plan.accepts(),
                     () if plan.pattern is not None else plan.topics,
+                    create=self._retries_wanted,
                 )
-            self._scheduler.attach(client)
+                if not exists:
+                    retry_topic = None
+            if retry_topic is not None:
+                self._scheduler.attach(client)
+        self._retry_topic_read = retry_topic is not None
         full = plan.with_topic(retry_topic)
         if current is not None and full == plan:
             return
@@ -393,16 +417,3 @@ class KafkaConsumer(Consumer):
     def _connection_options(self) -> dict[str, Any]:
         """Connection settings for the producer and admin client, from the consumer's own."""
         return connection_options(self._create_options, self._client)
-
-
-#: seconds each last step of `close()` may take when the broker does not answer
-_CLOSE_STEP_TIMEOUT = 5.0
-
-
-async def _bounded(step: Awaitable[None], what: str) -> None:
-    try:
-        await asyncio.wait_for(step, _CLOSE_STEP_TIMEOUT)
-    except asyncio.TimeoutError:
-        log.warning(
-            "%s took longer than %.0fs (is the broker down?); going on", what, _CLOSE_STEP_TIMEOUT
-        )

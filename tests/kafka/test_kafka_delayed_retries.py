@@ -216,3 +216,32 @@ async def test_without_a_retry_topic_the_consumer_does_not_promise_native_delay(
         await delivery.ack()
     finally:
         await consumer.close()
+
+
+async def _topic_exists(bootstrap: str, topic: str) -> bool:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        return topic in await admin.list_topics()
+    finally:
+        await admin.close()
+
+
+@pytest.mark.parametrize("delayed", [False, True])
+async def test_retry_topic_is_created_only_for_delayed_retries(
+    bootstrap: str, new_topic: NewTopicFactory, delayed: bool
+) -> None:
+    topic = await new_topic(partitions=2)
+    group = group_name()
+    consumer = KafkaConsumer.create(bootstrap, group)
+    listener = EventListener(consumer)
+
+    @listener.handler(topic=topic, event="job", retries=1, delayed_retries=delayed)
+    async def handle(event: Event[Job]) -> None:
+        pass
+
+    async with listener:
+        assert consumer.retry_topic == f"{group}.retry"
+        assert await _topic_exists(bootstrap, f"{group}.retry") is delayed
