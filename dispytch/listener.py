@@ -140,20 +140,20 @@ class EventListener:
         self._finished.clear()
         if handle_signals is None:
             handle_signals = threading.current_thread() is threading.main_thread()
-        self._dispatcher.retrier.delayed_supported = self.consumer.capabilities.native_delay
-        for spec in self._router.specs:
-            if spec.retry.delayed and not self.consumer.capabilities.native_delay:
-                logger.warning(
-                    "handler %r asks for delayed retries, which %s cannot do; it retries in place",
-                    spec.name,
-                    type(self.consumer).__name__,
-                )
-        specs = self._router.specs
-        needs = ListenerNeeds(self.max_concurrency, any(spec.retry.delayed for spec in specs))
+        native_delay = self.consumer.capabilities.native_delay
+        self._dispatcher.retrier.delayed_supported = native_delay
+        delayed = [spec for spec in self._router.specs if spec.retry.delayed]
+        for spec in delayed if not native_delay else ():
+            logger.warning(
+                "handler %r asks for delayed retries, which %s cannot do; it retries in place",
+                spec.name,
+                type(self.consumer).__name__,
+            )
+        # inherited by the workers (and the tasks they start): stop() knows it is called by one
+        inside_handlers = handling_listener.set(self)
         try:
-            self.consumer.prepare(needs)
+            self.consumer.prepare(ListenerNeeds(self.max_concurrency, bool(delayed)))
             await self.consumer.start(self._router.subscriptions)
-            handling_listener.set(self)  # inherited by the workers (and tasks they start)
             self._pool = OrderedWorkerPool(self._dispatcher.handle, self.max_concurrency)
             self._fetch_task = asyncio.create_task(self._fetch(self._pool), name="dispytch-fetch")
             self._started.set()
@@ -164,6 +164,7 @@ class EventListener:
             raise
         finally:
             await self._shutdown()
+            handling_listener.reset(inside_handlers)
         if self._failure is not None:
             raise self._failure
 
