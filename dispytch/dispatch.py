@@ -181,7 +181,7 @@ class Dispatcher:
         if failure is not None:
             await self.dead_letter(delivery, failure)
             return
-        try:
+        try:  # `self.ack(delivery)`, inlined: one coroutine less for every message
             await delivery.ack()
         except Exception:
             logger.exception(

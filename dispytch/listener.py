@@ -19,7 +19,6 @@ from dispytch.routing.group import HandlerFunc, HandlerGroup, HandlerSpec
 from dispytch.routing.router import Router
 from dispytch.scheduling import OrderedWorkerPool
 from dispytch.serialization.base import Deserializer
-from dispytch.serialization.json import JSONDeserializer
 
 logger = logging.getLogger("dispytch.listener")
 
@@ -297,10 +296,9 @@ class EventListener:
 
 
 def _default_deserializers() -> dict[str, Deserializer]:
-    found: dict[str, Deserializer] = {"application/json": JSONDeserializer()}
+    """Formats other than JSON, by content type (the dispatcher decodes JSON itself)."""
     try:
         from dispytch.serialization.msgpack import MessagePackDeserializer
     except ImportError:
-        return found
-    found["application/msgpack"] = MessagePackDeserializer()
-    return found
+        return {}
+    return {"application/msgpack": MessagePackDeserializer()}
