@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import inspect
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from types import TracebackType
@@ -25,27 +23,26 @@ from dispytch.errors import (
     EventSerializationError,
     ProducerError,
     ProducerUnavailableError,
-    TopicFormatError,
 )
 from dispytch.events import EventBase
 from dispytch.serialization.base import CONTENT_TYPE_HEADER, Serializer
 from dispytch.serialization.json import JSONSerializer
+from dispytch.topics import fill_topic
 
 logger = logging.getLogger("dispytch.emitter")
 
 TimeoutCallback = Callable[[EventBase], Awaitable[None] | None]
-
-_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 
 
 class EventEmitter:
     """Emits events through a producer.
 
     `emit` returns once the broker confirmed the message, and raises a `dispytch.errors.EmitError`
-    otherwise: `EventSerializationError` (body cannot be serialized, `__topic__` names a
-    missing field), `EmitTimeoutError` (no confirmation within `timeout` seconds; if an
-    `on_timeout` callback is registered, it is called with the event instead), or the
-    backend's `ProducerError`.
+    otherwise: `EventSerializationError` (body cannot be serialized; its subclass
+    `TopicFormatError`: `__topic__` names a missing field, or a field's value cannot be one
+    topic segment, see `dispytch.topics`), `EmitTimeoutError` (no confirmation within
+    `timeout` seconds; if an `on_timeout` callback is registered, it is called with the event
+    instead), or the backend's `ProducerError`.
     """
 
     def __init__(
@@ -54,8 +51,12 @@ class EventEmitter:
         serializer: Serializer | None = None,
         *,
         timeout: float | None = None,
+        topic_delimiter: str | None = None,
     ) -> None:
+        """`topic_delimiter`: the listeners' delimiter, refused inside `{field}` values of
+        topics; by default read from each `__topic__` template (see `dispytch.topics`)."""
         self.producer = producer
+        self.topic_delimiter = topic_delimiter
         self.serializer: Serializer = serializer or JSONSerializer()
         self.timeout = timeout
         self._timeout_callback: TimeoutCallback | None = None
@@ -114,7 +115,7 @@ class EventEmitter:
         event_type = getattr(event_class, "__event_type__", None)
         if not isinstance(event_type, str) or not event_type:
             raise EventSerializationError(f"{event_class.__name__} has no __event_type__")
-        topic = _topic_of(event)
+        topic = fill_topic(event, self.topic_delimiter)
         timestamp_ms = int(time.time() * 1000)
         try:
             body = event.model_dump(mode="json")
@@ -175,28 +176,6 @@ def _as_emit_errors() -> Iterator[None]:
         raise ProducerUnavailableError(str(exc)) from exc
     except BackendError as exc:
         raise ProducerError(str(exc)) from exc
-
-
-def _topic_of(event: EventBase) -> str:
-    event_class = type(event)
-    template = getattr(event_class, "__topic__", None)
-    if not isinstance(template, str) or not template:
-        raise EventSerializationError(f"{event_class.__name__} has no __topic__")
-    if "{" not in template:
-        return template
-
-    def fill(match: re.Match[str]) -> str:
-        name = match.group(1)
-        try:
-            value = getattr(event, name)
-        except AttributeError:
-            raise TopicFormatError(
-                f"{event_class.__name__}.__topic__ {template!r} names {{{name}}}, "
-                "which the event has no field for"
-            ) from None
-        return str(value.value if isinstance(value, enum.Enum) else value)
-
-    return _PLACEHOLDER.sub(fill, template)
 
 
 def _key_of(event: EventBase) -> bytes | None:

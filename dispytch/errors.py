@@ -47,7 +47,8 @@ class EventSerializationError(EmitError, ValueError):
 
 
 class TopicFormatError(EventSerializationError, KeyError):
-    """`__topic__` names a `{field}` that the event does not have."""
+    """`__topic__` names a `{field}` that the event does not have, or the field's value cannot
+    be one segment of the topic (empty, or containing the topic delimiter)."""
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
