@@ -61,6 +61,7 @@ class EventEmitter:
         self.timeout = timeout
         self._timeout_callback: TimeoutCallback | None = None
         self._started = False
+        self._closed = False
         self._start_lock = asyncio.Lock()
 
     def on_timeout(self, callback: TimeoutCallback) -> TimeoutCallback:
@@ -139,6 +140,11 @@ class EventEmitter:
         )
 
     async def _ensure_started(self) -> None:
+        if self._closed:
+            raise EmitError(
+                "this emitter was closed (emit after close() is refused on every backend); "
+                "create a new EventEmitter"
+            )
         if self._started:
             return
         async with self._start_lock:
@@ -147,8 +153,13 @@ class EventEmitter:
                 self._started = True
 
     async def close(self) -> None:
-        await self.producer.close()
+        """Close the producer. The emitter cannot be used afterwards (`emit` raises
+        `EmitError`); closing again does nothing."""
+        if self._closed:
+            return
+        self._closed = True
         self._started = False
+        await self.producer.close()
 
     async def __aenter__(self) -> EventEmitter:
         await self._ensure_started()
