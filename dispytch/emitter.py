@@ -25,6 +25,7 @@ from dispytch.errors import (
     ProducerUnavailableError,
 )
 from dispytch.events import EventBase
+from dispytch.loops import LoopBinding
 from dispytch.serialization.base import CONTENT_TYPE_HEADER, Serializer
 from dispytch.serialization.json import JSONSerializer
 from dispytch.topics import fill_topic
@@ -63,6 +64,7 @@ class EventEmitter:
         self._started = False
         self._closed = False
         self._start_lock = asyncio.Lock()
+        self._loop = LoopBinding()
 
     def on_timeout(self, callback: TimeoutCallback) -> TimeoutCallback:
         """Register (as a decorator) what to do with an event the broker did not confirm in
@@ -145,12 +147,18 @@ class EventEmitter:
                 "this emitter was closed (emit after close() is refused on every backend); "
                 "create a new EventEmitter"
             )
-        if self._started:
+        if self._loop.other_loop() is not None:
+            # used in a new event loop: the producer's start() re-creates a client it owns, or
+            # refuses at once (see dispytch.loops)
+            self._started = False
+            self._start_lock = asyncio.Lock()
+        elif self._started:
             return
         async with self._start_lock:
             if not self._started:
                 await self.producer.start()
                 self._started = True
+                self._loop.bind()
 
     async def close(self) -> None:
         """Close the producer. The emitter cannot be used afterwards (`emit` raises

@@ -17,6 +17,7 @@ from dispytch.kafka._errors import (
     producer_error,
 )
 from dispytch.kafka.config import KafkaEventConfig, header_bytes
+from dispytch.loops import LoopBinding, other_loop_error
 
 #: defaults for producers Dispytch creates: wait for every in-sync replica, no duplicates
 #: from the client's own retries
@@ -38,6 +39,7 @@ class KafkaProducer(Producer):
         self._owns_client = False
         self._started = False
         self._start_lock = asyncio.Lock()
+        self._loop = LoopBinding()
 
     @classmethod
     def create(cls, bootstrap_servers: str | list[str], **aiokafka_options: Any) -> KafkaProducer:
@@ -54,6 +56,7 @@ class KafkaProducer(Producer):
         self._owns_client = True
         self._started = False
         self._start_lock = asyncio.Lock()
+        self._loop = LoopBinding()
         return self
 
     @property
@@ -62,6 +65,7 @@ class KafkaProducer(Producer):
         return self._client
 
     async def start(self) -> None:
+        self._leave_other_loop()
         async with self._start_lock:
             if self._started:
                 return
@@ -78,6 +82,7 @@ class KafkaProducer(Producer):
                     await _quiet_stop(client)
                     raise connection_error(exc, "starting the producer") from exc
             self._started = True
+            self._loop.bind()
 
     async def send(self, message: OutgoingMessage, *, timeout: float | None = None) -> None:
         client = await self._ready()
@@ -109,6 +114,12 @@ class KafkaProducer(Producer):
             raise producer_error(exc, current) from exc
 
     async def close(self) -> None:
+        old_loop = self._loop.other_loop()
+        if old_loop is not None:
+            if not old_loop.is_closed():
+                raise other_loop_error("this KafkaProducer's aiokafka client", old_loop)
+            self._forget_client()  # its loop is gone, and with it any way to stop it
+            return
         client = self._client
         if client is not None and self._owns_client and self._started:
             await _quiet_stop(client)
@@ -116,8 +127,25 @@ class KafkaProducer(Producer):
         if self._options is not None:
             self._client = None
 
+    def _leave_other_loop(self) -> None:
+        """In another event loop than the client's: forget a client made by `create()` whose
+        loop is closed (`start()` makes a new one); refuse anything else at once."""
+        old_loop = self._loop.other_loop()
+        if old_loop is None:
+            return
+        if self._options is None or not old_loop.is_closed():
+            raise other_loop_error("this KafkaProducer's aiokafka client", old_loop)
+        self._forget_client()
+
+    def _forget_client(self) -> None:
+        self._started = False
+        self._loop.clear()
+        self._start_lock = asyncio.Lock()
+        if self._options is not None:
+            self._client = None
+
     async def _ready(self) -> AIOKafkaProducer:
-        if not self._started:
+        if not self._started or self._loop.other_loop() is not None:
             await self.start()
         assert self._client is not None
         return self._client
