@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic_core import PydanticSerializationError
 
-from dispytch.backends.base import OutgoingMessage, Producer
+from dispytch.backends.base import OutgoingMessage, Producer, confirmed_messages
 from dispytch.envelope import build_envelope
 from dispytch.errors import (
     BackendError,
@@ -96,15 +96,32 @@ class EventEmitter:
 
     async def emit_many(self, events: Iterable[EventBase], *, timeout: float | None = None) -> None:
         """Emit several events, letting the producer batch them; returns when all are confirmed.
-        All events are serialized before anything is sent."""
-        messages = [self.to_message(event) for event in events]
+        All events are serialized before anything is sent. Not atomic: the `EmitError` it
+        raises lists the events the broker confirmed (`confirmed`) and the others
+        (`unconfirmed`)."""
+        event_list = list(events)
+        try:
+            messages = [self.to_message(event) for event in event_list]
+        except EmitError as error:
+            error.confirmed, error.unconfirmed = (), tuple(event_list)
+            raise
         if not messages:
             return
-        with _as_emit_errors():
-            await self._ensure_started()
-            await self.producer.send_many(
-                messages, timeout=self.timeout if timeout is None else timeout
+        try:
+            with _as_emit_errors():
+                await self._ensure_started()
+                await self.producer.send_many(
+                    messages, timeout=self.timeout if timeout is None else timeout
+                )
+        except EmitError as error:
+            stored = {id(message) for message in confirmed_messages(error)}
+            error.confirmed = tuple(
+                e for e, m in zip(event_list, messages, strict=True) if id(m) in stored
             )
+            error.unconfirmed = tuple(
+                e for e, m in zip(event_list, messages, strict=True) if id(m) not in stored
+            )
+            raise
 
     def to_message(
         self, event: EventBase, headers: Mapping[str, str] | None = None

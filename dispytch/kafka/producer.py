@@ -9,7 +9,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from dispytch.backends.base import OutgoingMessage, Producer
+from dispytch.backends.base import OutgoingMessage, Producer, mark_confirmed
+from dispytch.errors import BackendError
 from dispytch.kafka._errors import (
     KAFKA_EXCEPTIONS,
     SEND_EXCEPTIONS,
@@ -94,24 +95,39 @@ class KafkaProducer(Producer):
     async def send_many(
         self, messages: Sequence[OutgoingMessage], *, timeout: float | None = None
     ) -> None:
-        """Queue every message (aiokafka batches them by `linger_ms`), then wait for all acks."""
+        """Queue every message (aiokafka batches them by `linger_ms`), then wait for all acks.
+        When one fails, the acks of those queued are still awaited (within `timeout`), and the
+        error names the messages the broker confirmed (`mark_confirmed`)."""
         if not messages:
             return
         client = await self._ready()
-        current = messages[0].topic
-        try:
-
-            async def send_all() -> None:
-                nonlocal current
-                acks = []
-                for message in messages:
-                    current = message.topic
-                    acks.append(await _enqueue(client, message))
-                await asyncio.gather(*acks)
-
-            await asyncio.wait_for(send_all(), timeout)
-        except SEND_EXCEPTIONS as exc:
-            raise producer_error(exc, current) from exc
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        acks: list[asyncio.Future[Any]] = []
+        refused: BackendError | None = None
+        for message in messages:
+            try:
+                ack = await asyncio.wait_for(_enqueue(client, message), _left(deadline, loop))
+            except SEND_EXCEPTIONS as exc:
+                refused = producer_error(exc, message.topic)
+                break  # the rest is not sent: what is queued is still awaited below
+            acks.append(ack)
+        late: set[asyncio.Future[Any]] = set()
+        if acks:
+            _, late = await asyncio.wait(acks, timeout=_left(deadline, loop))
+        for ack in late:  # left to aiokafka; its outcome, whatever it is, is retrieved
+            ack.add_done_callback(_retrieve)
+        confirmed: list[OutgoingMessage] = []
+        failure: BackendError | None = None
+        for message, ack in zip(messages, acks, strict=False):  # acks stop where sending did
+            error = _ack_error(ack, late)
+            if error is None:
+                confirmed.append(message)
+            elif failure is None:  # the first failure in the order given
+                failure = producer_error(error, message.topic)
+        failure = failure or refused
+        if failure is not None:
+            raise mark_confirmed(failure, confirmed)
 
     async def close(self) -> None:
         old_loop = self._loop.other_loop()
@@ -180,6 +196,24 @@ async def _enqueue(client: AIOKafkaProducer, message: OutgoingMessage) -> asynci
         headers=[(name, header_bytes(value)) for name, value in headers.items()],
     )
     return future
+
+
+def _left(deadline: float | None, loop: asyncio.AbstractEventLoop) -> float | None:
+    return None if deadline is None else max(0.0, deadline - loop.time())
+
+
+def _ack_error(ack: asyncio.Future[Any], late: set[asyncio.Future[Any]]) -> BaseException | None:
+    if ack in late:
+        return asyncio.TimeoutError()
+    if ack.cancelled():
+        return RuntimeError("the client dropped the message (was it stopped?)")
+    error: BaseException | None = ack.exception()
+    return error
+
+
+def _retrieve(ack: asyncio.Future[Any]) -> None:
+    if not ack.cancelled():
+        ack.exception()
 
 
 def _producer_running(client: AIOKafkaProducer) -> bool:

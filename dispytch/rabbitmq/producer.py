@@ -7,7 +7,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from dispytch.backends.base import OutgoingMessage, Producer
+from dispytch.backends.base import OutgoingMessage, Producer, mark_confirmed
 from dispytch.errors import BrokerUnavailableError, ProducerError
 from dispytch.loops import LoopBinding, other_loop_error
 from dispytch.rabbitmq._amqp import AbstractConnection, AbstractExchange, aio_pika
@@ -146,16 +146,21 @@ class RabbitMQProducer(Producer):
     async def send_many(
         self, messages: Sequence[OutgoingMessage], *, timeout: float | None = None
     ) -> None:
-        """Publish all messages at once and wait for every confirm (not atomic: when one
-        fails, the others may still have been stored)."""
+        """Publish all messages at once and wait for every confirm. Not atomic: when one
+        fails, the others may still have been stored; the error names those the broker
+        confirmed (`mark_confirmed`)."""
         await self.start()
         results = await asyncio.gather(
             *(self.send(message, timeout=timeout) for message in messages),
             return_exceptions=True,
         )
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
+        failure = next((r for r in results if isinstance(r, BaseException)), None)
+        if failure is None:
+            return
+        if isinstance(failure, Exception):
+            confirmed = [m for m, r in zip(messages, results, strict=True) if r is None]
+            mark_confirmed(failure, confirmed)
+        raise failure
 
     async def close(self) -> None:
         old_loop = self._loop.other_loop()

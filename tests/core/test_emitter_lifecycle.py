@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from dispytch import EventBase, EventEmitter, InMemoryBroker
-from dispytch.errors import EmitError
+from dispytch.errors import EmitError, MessageTooLargeError
 
 
 class Ping(EventBase):
@@ -40,3 +40,40 @@ def test_an_emitter_works_in_a_second_event_loop() -> None:
     asyncio.run(emitter.emit_many([Ping(n=3)]))
     asyncio.run(emitter.close())
     assert broker.backlog("pings") == 3
+
+
+class Sized(EventBase):
+    __topic__ = "sized"
+    __event_type__ = "sized"
+    text: str
+
+
+async def test_a_partial_emit_many_says_which_events_were_confirmed() -> None:
+    broker = InMemoryBroker(max_message_bytes=200)
+    emitter = EventEmitter(broker.producer())
+    small, big, after = Sized(text="a"), Sized(text="x" * 500), Sized(text="b")
+    with pytest.raises(MessageTooLargeError) as caught:  # the class it always was
+        await emitter.emit_many([small, big, after])
+    assert caught.value.confirmed == (small,)
+    assert caught.value.unconfirmed == (big, after)
+    assert broker.backlog("sized") == 1
+
+
+async def test_emit_many_that_sends_nothing_lists_every_event_as_unconfirmed() -> None:
+    broker = InMemoryBroker()
+    emitter = EventEmitter(broker.producer())
+    events = [Sized(text="a"), Sized(text="")]
+
+    class Broken(Sized):
+        __topic__ = "sized:{missing}"
+
+    broken = Broken(text="c")
+    with pytest.raises(EmitError) as caught:
+        await emitter.emit_many([*events, broken])
+    assert caught.value.confirmed == ()
+    assert caught.value.unconfirmed == (*events, broken)
+    await emitter.close()
+    with pytest.raises(EmitError) as closed:
+        await emitter.emit_many(events)
+    assert closed.value.unconfirmed == tuple(events)
+    assert broker.backlog("sized") == 0

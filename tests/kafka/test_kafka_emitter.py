@@ -10,7 +10,12 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from dispytch import EventBase, EventEmitter
-from dispytch.errors import EmitTimeoutError, ProducerError, TopicFormatError
+from dispytch.errors import (
+    EmitTimeoutError,
+    MessageTooLargeError,
+    ProducerError,
+    TopicFormatError,
+)
 from dispytch.kafka import KafkaProducer
 
 from .kafka_helpers import read_topic
@@ -89,3 +94,25 @@ def test_a_wrapped_client_from_another_loop_is_refused_at_once(bootstrap: str) -
         asyncio.run(emitter.emit(ping(n=4)))
     assert calls == []  # not taken for a broker that did not answer
     asyncio.run(emitter.close())  # its loop is gone: nothing to stop, no "Event loop is closed"
+
+
+class Sized(EventBase):
+    __topic__ = "unset"
+    __event_type__ = "sized"
+    text: str
+
+
+async def test_a_partial_emit_many_says_which_events_were_confirmed(bootstrap: str) -> None:
+    topic = f"partial-{uuid.uuid4().hex[:12]}"
+    sized = type("TopicSized", (Sized,), {"__topic__": topic})
+    small, big, after = sized(text="a"), sized(text="x" * 2_000_000), sized(text="b")
+    emitter = EventEmitter(KafkaProducer.create(bootstrap), timeout=20)
+    try:
+        with pytest.raises(MessageTooLargeError) as caught:  # refused by the client: > 1 MB
+            await emitter.emit_many([small, big, after])
+    finally:
+        await emitter.close()
+    assert caught.value.confirmed == (small,)  # its ack was awaited before raising
+    assert caught.value.unconfirmed == (big, after)
+    records = await read_topic(bootstrap, topic, 1)
+    assert [json.loads(value or b"")["body"]["text"] for value, _, _ in records] == ["a"]

@@ -10,7 +10,12 @@ import pytest
 
 from dispytch import EventBase, EventEmitter
 from dispytch.backends.base import Subscription
-from dispytch.errors import EmitTimeoutError, ProducerError, TopicFormatError
+from dispytch.errors import (
+    EmitTimeoutError,
+    ProducerError,
+    TopicFormatError,
+    UnroutableMessageError,
+)
 from dispytch.rabbitmq import RabbitMQConsumer, RabbitMQProducer
 
 from .conftest import Names, aio_pika
@@ -114,3 +119,31 @@ def test_exchanges_from_another_loop_are_refused_at_once(rabbitmq_url: str, name
     with pytest.raises(ProducerError, match="another event loop"):
         asyncio.run(emitter.emit_many([Ping(n=3)]))
     asyncio.run(emitter.close())
+
+
+class Lost(EventBase):
+    __topic__ = "nowhere"
+    __event_type__ = "ping"
+    n: int
+
+
+async def test_a_partial_emit_many_says_which_events_were_confirmed(
+    rabbitmq_url: str, names: Names
+) -> None:
+    consumer = await started_consumer(rabbitmq_url, names, "pings")
+    emitter = EventEmitter(producer_for(rabbitmq_url, names))  # mandatory: unroutable raises
+    first, lost, last = Ping(n=1), Lost(n=2), Ping(n=3)
+    try:
+        with pytest.raises(UnroutableMessageError) as caught:
+            await emitter.emit_many([first, lost, last])
+        assert caught.value.confirmed == (first, last)
+        assert caught.value.unconfirmed == (lost,)
+        seen = []
+        for _ in range(2):
+            delivery = await asyncio.wait_for(consumer.receive(), 10)
+            seen.append(json.loads(delivery.value)["body"]["n"])
+            await delivery.ack()
+        assert sorted(seen) == [1, 3]
+    finally:
+        await emitter.close()
+        await consumer.close()
