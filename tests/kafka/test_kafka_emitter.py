@@ -11,6 +11,7 @@ from aiokafka import AIOKafkaProducer
 
 from dispytch import EventBase, EventEmitter
 from dispytch.errors import (
+    EmitError,
     EmitTimeoutError,
     MessageTooLargeError,
     ProducerError,
@@ -116,3 +117,17 @@ async def test_a_partial_emit_many_says_which_events_were_confirmed(bootstrap: s
     assert caught.value.unconfirmed == (big, after)
     records = await read_topic(bootstrap, topic, 1)
     assert [json.loads(value or b"")["body"]["text"] for value, _, _ in records] == ["a"]
+
+
+async def test_emit_after_close_is_refused_with_a_clear_error(bootstrap: str) -> None:
+    topic = f"closed-{uuid.uuid4().hex[:12]}"
+    ping = ping_class(topic)
+    emitter = EventEmitter(KafkaProducer.create(bootstrap), timeout=20)
+    await emitter.emit(ping(n=1))
+    await emitter.close()
+    with pytest.raises(EmitError, match="closed"):  # before: a new client, sent anyway
+        await emitter.emit(ping(n=2))
+    with pytest.raises(EmitError, match="closed"):
+        await emitter.emit_many([ping(n=3)])
+    records = await read_topic(bootstrap, topic, 1)
+    assert [json.loads(value or b"")["body"]["n"] for value, _, _ in records] == [1]

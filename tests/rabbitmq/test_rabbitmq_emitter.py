@@ -11,6 +11,7 @@ import pytest
 from dispytch import EventBase, EventEmitter
 from dispytch.backends.base import Subscription
 from dispytch.errors import (
+    EmitError,
     EmitTimeoutError,
     ProducerError,
     TopicFormatError,
@@ -144,6 +145,26 @@ async def test_a_partial_emit_many_says_which_events_were_confirmed(
             seen.append(json.loads(delivery.value)["body"]["n"])
             await delivery.ack()
         assert sorted(seen) == [1, 3]
+    finally:
+        await emitter.close()
+        await consumer.close()
+
+
+async def test_emit_after_close_is_refused_with_a_clear_error(
+    rabbitmq_url: str, names: Names
+) -> None:
+    consumer = await started_consumer(rabbitmq_url, names, "pings")
+    emitter = EventEmitter(producer_for(rabbitmq_url, names))
+    try:
+        await emitter.emit(Ping(n=1))
+        await emitter.close()
+        with pytest.raises(EmitError, match="closed"):  # before: connected again, sent anyway
+            await emitter.emit(Ping(n=2))
+        with pytest.raises(EmitError, match="closed"):
+            await emitter.emit_many([Ping(n=3)])
+        delivery = await asyncio.wait_for(consumer.receive(), 10)
+        assert json.loads(delivery.value)["body"]["n"] == 1
+        await delivery.ack()
     finally:
         await emitter.close()
         await consumer.close()
