@@ -278,17 +278,18 @@ class HandlerPlan:
 async def _tear_down_after(stack: AsyncExitStack, error: BaseException) -> BaseException | None:
     """Run the teardowns after the handler (or a dependency) raised `error`. A teardown that
     raises another Exception does not replace `error`, which stays the failure (retried per
-    the handler's policy, named in the dead letter); it is logged and noted on `error`. What
-    to raise instead of `error`, if anything: a cancellation during the teardowns."""
+    the handler's policy, named in the dead letter; or a cancellation, which must go on): it
+    is logged, and noted on `error`. What to raise instead of `error`, if anything: a
+    cancellation that came during the teardowns."""
     try:
         await stack.__aexit__(type(error), error, error.__traceback__)
     except BaseException as teardown_error:
         if teardown_error is error:
             return None
-        if not isinstance(teardown_error, Exception) or not isinstance(error, Exception):
+        if not isinstance(teardown_error, Exception):
             return teardown_error
         logger.error(
-            "a dependency's teardown failed after the handler failed (%s: %s)",
+            "a dependency's teardown failed after the handler raised %s: %s",
             type(error).__name__,
             error,
             exc_info=teardown_error,

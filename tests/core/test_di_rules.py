@@ -187,3 +187,32 @@ def test_run_in_thread_is_refused_for_async_dependencies() -> None:
         @group.handler()
         async def handler(value: Annotated[int, Dependency(fetch, run_in_thread=True)]) -> None:
             pass
+
+
+async def test_a_teardown_failing_under_cancellation_does_not_turn_it_into_a_failure() -> None:
+    """A handler cancelled at the end of the grace period leaves its message unsettled, to be
+    delivered again, even when a teardown raises on the way out: never dead-lettered."""
+    started = asyncio.Event()
+
+    async def session() -> AsyncIterator[None]:
+        try:
+            yield
+        except BaseException:
+            raise ConnectionError("rollback failed") from None
+
+    broker = InMemoryBroker()
+    listener = EventListener(broker.consumer("g"), shutdown_grace=0.05)
+
+    @listener.handler(topic="t", event="e")
+    async def handler(_s: Annotated[None, Dependency(session)]) -> None:
+        started.set()
+        await asyncio.Event().wait()  # until cancelled
+
+    async def run() -> None:
+        async with listener:
+            await publish_raw(broker, "t", envelope("e", {"n": 1}))
+            await asyncio.wait_for(started.wait(), 5)
+
+    await asyncio.wait_for(run(), 10)  # before: the shutdown never ended
+    assert broker.backlog("t.dlq") == 0
+    assert broker.pending("g") == 1  # given back when the consumer closed
