@@ -142,6 +142,7 @@ class KafkaProducer(Producer):
         self._started = False
         if self._options is not None:
             self._client = None
+            self._loop.clear()  # the next client may belong to another loop
 
     def _leave_other_loop(self) -> None:
         """In another event loop than the client's: forget a client made by `create()` whose

@@ -174,6 +174,7 @@ class RabbitMQProducer(Producer):
             await connection.close()
             if self._url is not None:
                 self._exchanges, self._default = {}, None
+                self._loop.clear()  # the next connection may belong to another loop
 
     def _leave_other_loop(self) -> None:
         """In another event loop than the connection's: forget a connection of our own whose
