@@ -104,14 +104,18 @@ class KafkaProducer(Producer):
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         acks: list[asyncio.Future[Any]] = []
+
+        async def enqueue_all() -> None:
+            for message in messages:
+                acks.append(await _enqueue(client, message))
+
         refused: BackendError | None = None
-        for message in messages:
-            try:
-                ack = await asyncio.wait_for(_enqueue(client, message), _left(deadline, loop))
-            except SEND_EXCEPTIONS as exc:
-                refused = producer_error(exc, message.topic)
-                break  # the rest is not sent: what is queued is still awaited below
-            acks.append(ack)
+        try:
+            await asyncio.wait_for(enqueue_all(), _left(deadline, loop))
+        except SEND_EXCEPTIONS as exc:
+            # messages[len(acks)] was refused (or not queued in time); the rest is not sent,
+            # and what is queued is still awaited below
+            refused = producer_error(exc, messages[len(acks)].topic)
         late: set[asyncio.Future[Any]] = set()
         if acks:
             _, late = await asyncio.wait(acks, timeout=_left(deadline, loop))
