@@ -369,10 +369,12 @@ def _reason(
     event_id: str | None = None,
     event_type: str | None = None,
 ) -> DeadLetterReason:
+    notes = getattr(exc, "__notes__", None)  # e.g. a dependency's teardown that failed too
+    message = "\n".join([str(exc), *map(str, notes)]) if notes else str(exc)
     return DeadLetterReason(
         stage=stage,
         error_type=type(exc).__name__,
-        error_message=str(exc),
+        error_message=message,
         original_topic=topic,
         attempts=attempts,
         handler=None if spec is None else spec.name,

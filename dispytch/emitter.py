@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import inspect
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from types import TracebackType
@@ -15,7 +13,7 @@ from typing import Any
 
 from pydantic_core import PydanticSerializationError
 
-from dispytch.backends.base import OutgoingMessage, Producer
+from dispytch.backends.base import OutgoingMessage, Producer, confirmed_messages
 from dispytch.envelope import build_envelope
 from dispytch.errors import (
     BackendError,
@@ -25,27 +23,27 @@ from dispytch.errors import (
     EventSerializationError,
     ProducerError,
     ProducerUnavailableError,
-    TopicFormatError,
 )
 from dispytch.events import EventBase
+from dispytch.loops import LoopBinding
 from dispytch.serialization.base import CONTENT_TYPE_HEADER, Serializer
 from dispytch.serialization.json import JSONSerializer
+from dispytch.topics import fill_topic
 
 logger = logging.getLogger("dispytch.emitter")
 
 TimeoutCallback = Callable[[EventBase], Awaitable[None] | None]
-
-_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 
 
 class EventEmitter:
     """Emits events through a producer.
 
     `emit` returns once the broker confirmed the message, and raises a `dispytch.errors.EmitError`
-    otherwise: `EventSerializationError` (body cannot be serialized, `__topic__` names a
-    missing field), `EmitTimeoutError` (no confirmation within `timeout` seconds; if an
-    `on_timeout` callback is registered, it is called with the event instead), or the
-    backend's `ProducerError`.
+    otherwise: `EventSerializationError` (body cannot be serialized; its subclass
+    `TopicFormatError`: `__topic__` names a missing field, or a field's value cannot be one
+    topic segment, see `dispytch.topics`), `EmitTimeoutError` (no confirmation within
+    `timeout` seconds; if an `on_timeout` callback is registered, it is called with the event
+    instead), or the backend's `ProducerError`.
     """
 
     def __init__(
@@ -54,13 +52,19 @@ class EventEmitter:
         serializer: Serializer | None = None,
         *,
         timeout: float | None = None,
+        topic_delimiter: str | None = None,
     ) -> None:
+        """`topic_delimiter`: the listeners' delimiter, refused inside `{field}` values of
+        topics; by default read from each `__topic__` template (see `dispytch.topics`)."""
         self.producer = producer
+        self.topic_delimiter = topic_delimiter
         self.serializer: Serializer = serializer or JSONSerializer()
         self.timeout = timeout
         self._timeout_callback: TimeoutCallback | None = None
         self._started = False
+        self._closed = False
         self._start_lock = asyncio.Lock()
+        self._loop = LoopBinding()
 
     def on_timeout(self, callback: TimeoutCallback) -> TimeoutCallback:
         """Register (as a decorator) what to do with an event the broker did not confirm in
@@ -92,15 +96,32 @@ class EventEmitter:
 
     async def emit_many(self, events: Iterable[EventBase], *, timeout: float | None = None) -> None:
         """Emit several events, letting the producer batch them; returns when all are confirmed.
-        All events are serialized before anything is sent."""
-        messages = [self.to_message(event) for event in events]
+        All events are serialized before anything is sent. Not atomic: the `EmitError` it
+        raises lists the events the broker confirmed (`confirmed`) and the others
+        (`unconfirmed`)."""
+        event_list = list(events)
+        try:
+            messages = [self.to_message(event) for event in event_list]
+        except EmitError as error:
+            error.confirmed, error.unconfirmed = (), tuple(event_list)
+            raise
         if not messages:
             return
-        with _as_emit_errors():
-            await self._ensure_started()
-            await self.producer.send_many(
-                messages, timeout=self.timeout if timeout is None else timeout
+        try:
+            with _as_emit_errors():
+                await self._ensure_started()
+                await self.producer.send_many(
+                    messages, timeout=self.timeout if timeout is None else timeout
+                )
+        except EmitError as error:
+            stored = {id(message) for message in confirmed_messages(error)}
+            error.confirmed = tuple(
+                e for e, m in zip(event_list, messages, strict=True) if id(m) in stored
             )
+            error.unconfirmed = tuple(
+                e for e, m in zip(event_list, messages, strict=True) if id(m) not in stored
+            )
+            raise
 
     def to_message(
         self, event: EventBase, headers: Mapping[str, str] | None = None
@@ -114,7 +135,7 @@ class EventEmitter:
         event_type = getattr(event_class, "__event_type__", None)
         if not isinstance(event_type, str) or not event_type:
             raise EventSerializationError(f"{event_class.__name__} has no __event_type__")
-        topic = _topic_of(event)
+        topic = fill_topic(event, self.topic_delimiter)
         timestamp_ms = int(time.time() * 1000)
         try:
             body = event.model_dump(mode="json")
@@ -138,16 +159,32 @@ class EventEmitter:
         )
 
     async def _ensure_started(self) -> None:
-        if self._started:
+        if self._closed:
+            raise EmitError(
+                "this emitter was closed (emit after close() is refused on every backend); "
+                "create a new EventEmitter"
+            )
+        if self._loop.other_loop() is not None:
+            # used in a new event loop: the producer's start() re-creates a client it owns, or
+            # refuses at once (see dispytch.loops)
+            self._started = False
+            self._start_lock = asyncio.Lock()
+        elif self._started:
             return
         async with self._start_lock:
             if not self._started:
                 await self.producer.start()
                 self._started = True
+                self._loop.bind()
 
     async def close(self) -> None:
-        await self.producer.close()
+        """Close the producer. The emitter cannot be used afterwards (`emit` raises
+        `EmitError`); closing again does nothing."""
+        if self._closed:
+            return
+        self._closed = True
         self._started = False
+        await self.producer.close()
 
     async def __aenter__(self) -> EventEmitter:
         await self._ensure_started()
@@ -175,28 +212,6 @@ def _as_emit_errors() -> Iterator[None]:
         raise ProducerUnavailableError(str(exc)) from exc
     except BackendError as exc:
         raise ProducerError(str(exc)) from exc
-
-
-def _topic_of(event: EventBase) -> str:
-    event_class = type(event)
-    template = getattr(event_class, "__topic__", None)
-    if not isinstance(template, str) or not template:
-        raise EventSerializationError(f"{event_class.__name__} has no __topic__")
-    if "{" not in template:
-        return template
-
-    def fill(match: re.Match[str]) -> str:
-        name = match.group(1)
-        try:
-            value = getattr(event, name)
-        except AttributeError:
-            raise TopicFormatError(
-                f"{event_class.__name__}.__topic__ {template!r} names {{{name}}}, "
-                "which the event has no field for"
-            ) from None
-        return str(value.value if isinstance(value, enum.Enum) else value)
-
-    return _PLACEHOLDER.sub(fill, template)
 
 
 def _key_of(event: EventBase) -> bytes | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class DispytchError(Exception):
     """Base class of every exception Dispytch raises on purpose."""
@@ -39,7 +41,16 @@ class MissingExtraError(DispytchError, ImportError):
 
 
 class EmitError(DispytchError):
-    """An event could not be emitted. Nothing was sent, or the broker did not confirm it."""
+    """An event could not be emitted. Nothing was sent, or the broker did not confirm it.
+
+    Raised by `EventEmitter.emit_many`, it says what became of each event, in the order given:
+    `confirmed` holds the events the broker confirmed (stored), `unconfirmed` all the others:
+    not sent, refused, or sent without a confirmation in time (those may have been stored all
+    the same, so emitting them again may store them twice).
+    """
+
+    confirmed: tuple[Any, ...] = ()
+    unconfirmed: tuple[Any, ...] = ()
 
 
 class EventSerializationError(EmitError, ValueError):
@@ -47,7 +58,8 @@ class EventSerializationError(EmitError, ValueError):
 
 
 class TopicFormatError(EventSerializationError, KeyError):
-    """`__topic__` names a `{field}` that the event does not have."""
+    """`__topic__` names a `{field}` that the event does not have, or the field's value cannot
+    be one segment of the topic (empty, or containing the topic delimiter)."""
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""

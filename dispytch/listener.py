@@ -66,6 +66,7 @@ class EventListener:
             self._router, deserializer, _default_deserializers(), dead_letter_unhandled
         )
         self._own_handlers = HandlerGroup()
+        self._own_handlers.attach(self)
         self._running = False
         self._stopping = False
         self._started = asyncio.Event()
@@ -91,7 +92,7 @@ class EventListener:
         name: str | None = None,
     ) -> Callable[[HandlerFunc], HandlerFunc]:
         """Register a handler directly on the listener (see `HandlerGroup.handler`)."""
-        register = self._own_handlers.handler(
+        return self._own_handlers.handler(
             topic=topic,
             event=event,
             retries=retries,
@@ -102,24 +103,27 @@ class EventListener:
             name=name,
         )
 
-        def add(func: HandlerFunc) -> HandlerFunc:
-            register(func, 2)  # type: ignore[call-arg]
-            try:
-                self._add_spec_checked(self._own_handlers.handlers[-1])
-            except Exception:
-                self._own_handlers.handlers.pop()  # keep only handlers the router accepted
-                raise
-            return func
-
-        return add
-
     def add_handler_group(self, group: HandlerGroup) -> None:
+        """Add the group's handlers, and those registered on it later (until the listener
+        starts; after that, registering one raises). Adding a group twice changes nothing."""
+        if group.attached_to(self):
+            return
         for spec in group.handlers:
-            self._add_spec_checked(spec)
+            self._check_handler(spec)
+        for spec in group.handlers:
+            self._router.add(spec)
+        group.attach(self)
 
-    def _add_spec_checked(self, spec: HandlerSpec) -> None:
+    def _check_handler(self, spec: HandlerSpec) -> None:
+        """Raise if `spec` cannot be added (the listener started, or the router refuses it)."""
         if self._running:
-            raise RuntimeError("handlers must be added before the listener starts")
+            raise RuntimeError(
+                f"handler {spec.name!r}: handlers must be added before the listener starts"
+            )
+        self._router.check(spec)
+
+    def _add_handler(self, spec: HandlerSpec) -> None:
+        self._check_handler(spec)
         self._router.add(spec)
 
     # -- lifecycle ----------------------------------------------------------------------------

@@ -280,10 +280,36 @@ class Producer(abc.ABC):
     async def send_many(
         self, messages: Sequence[OutgoingMessage], *, timeout: float | None = None
     ) -> None:
-        """Store several messages, returning when all are confirmed. Backends batch here."""
-        for message in messages:
-            await self.send(message, timeout=timeout)
+        """Store several messages, returning when all are confirmed. Backends batch here.
+
+        Not atomic. When it raises, the error tells which messages the broker did confirm
+        (`mark_confirmed`), so that `emit_many` can tell its caller; a message not named there
+        counts as unconfirmed. Wait for the confirmations of messages already handed to the
+        client (within `timeout`) before raising, so that the list is as complete as it can be.
+        """
+        for index, message in enumerate(messages):
+            try:
+                await self.send(message, timeout=timeout)
+            except Exception as error:
+                mark_confirmed(error, messages[:index])
+                raise
 
     @abc.abstractmethod
     async def close(self) -> None:
         """Flush and release the connection, when the producer owns its client."""
+
+
+def mark_confirmed(error: Exception, confirmed: Sequence[OutgoingMessage]) -> Exception:
+    """Record on the error of a failed `Producer.send_many` the messages the broker confirmed
+    (the very objects it was given). Returns `error`."""
+    error.confirmed = tuple(confirmed)  # type: ignore[attr-defined]
+    return error
+
+
+def confirmed_messages(error: BaseException) -> tuple[OutgoingMessage, ...]:
+    """What `mark_confirmed` recorded on `error` (or on the error it was raised from)."""
+    for candidate in (error, error.__cause__):
+        found = getattr(candidate, "confirmed", None)
+        if found and all(isinstance(item, OutgoingMessage) for item in found):
+            return tuple(found)
+    return ()

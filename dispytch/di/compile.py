@@ -159,9 +159,10 @@ class _Compiler:
             )
         if marker.use_cache and func in self.cached_nodes:
             node = self.cached_nodes[func]
-            if node.enter_context != marker.enter_context:
+            if (node.enter_context, node.in_thread) != (marker.enter_context, marker.run_in_thread):
                 raise HandlerRegistrationError(
-                    f"{where}: {_name(func)} is used with different enter_context settings"
+                    f"{where}: {_name(func)} is used with different enter_context or "
+                    "run_in_thread settings"
                 )
             return node
         if func in self.visiting:
@@ -176,8 +177,19 @@ class _Compiler:
         finally:
             self.visiting.pop()
         factory, call_kind = _factory(func)
+        if marker.run_in_thread and call_kind not in (_CALL_SYNC, _CALL_SYNC_GENERATOR):
+            raise HandlerRegistrationError(
+                f"{where}: parameter {param.name!r}: run_in_thread is for sync functions and "
+                f"generators; {_name(func)} is async and runs on the event loop already"
+            )
         node = _DependencyNode(
-            factory, call_kind, params, marker.use_cache, marker.enter_context, _name(func)
+            factory,
+            call_kind,
+            params,
+            marker.use_cache,
+            marker.enter_context,
+            _name(func),
+            marker.run_in_thread,
         )
         if marker.use_cache:
             self.cached_nodes[func] = node

@@ -6,8 +6,10 @@ only walks precomputed tuples: no signature inspection, no type adapters built p
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import inspect
+import logging
 import typing
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
@@ -35,6 +37,8 @@ _GENERATOR_CM_TYPES: tuple[type, ...] = (
 )
 
 ParamSource = tuple[str, int, Any]
+
+logger = logging.getLogger("dispytch.listener")
 
 
 class EventSource(Protocol):
@@ -69,7 +73,16 @@ class SegmentUse(typing.NamedTuple):
 
 
 class _DependencyNode:
-    __slots__ = ("call_kind", "enter_context", "factory", "name", "params", "simple", "use_cache")
+    __slots__ = (
+        "call_kind",
+        "enter_context",
+        "factory",
+        "in_thread",
+        "name",
+        "params",
+        "simple",
+        "use_cache",
+    )
 
     def __init__(
         self,
@@ -79,8 +92,10 @@ class _DependencyNode:
         use_cache: bool,
         enter_context: bool,
         name: str,
+        in_thread: bool = False,
     ) -> None:
         self.factory = factory
+        self.in_thread = in_thread
         self.call_kind = call_kind
         self.params = params
         self.use_cache = use_cache
@@ -89,6 +104,7 @@ class _DependencyNode:
         wrapped = getattr(factory, "__wrapped__", None)
         self.simple = (
             call_kind == _CALL_SYNC
+            and not in_thread
             and not params
             and not enter_context
             and not inspect.isgeneratorfunction(wrapped)
@@ -107,12 +123,29 @@ class _CallState:
         self.cache: dict[_DependencyNode, Any] = {}
         self.stack: AsyncExitStack | None = None
 
-    async def enter(self, manager: Any) -> Any:
+    async def enter(self, manager: Any, in_thread: bool = False) -> Any:
         if self.stack is None:
             self.stack = AsyncExitStack()
         if hasattr(manager, "__aenter__"):
             return await self.stack.enter_async_context(manager)
+        if in_thread:
+            return await self.stack.enter_async_context(_InThread(manager))
         return self.stack.enter_context(manager)
+
+
+class _InThread:
+    """A sync context manager entered and exited in a worker thread (`run_in_thread`)."""
+
+    __slots__ = ("manager",)
+
+    def __init__(self, manager: Any) -> None:
+        self.manager = manager
+
+    async def __aenter__(self) -> Any:
+        return await asyncio.to_thread(self.manager.__enter__)
+
+    async def __aexit__(self, *exc_info: Any) -> Any:
+        return await asyncio.to_thread(self.manager.__exit__, *exc_info)
 
 
 class HandlerPlan:
@@ -232,10 +265,49 @@ class HandlerPlan:
             await self.func(**(await _resolve(self.params, state)))
         except BaseException as exc:
             if state.stack is not None:
-                await state.stack.__aexit__(type(exc), exc, exc.__traceback__)
+                teardown_error = await _tear_down_after(state.stack, exc)
+                if teardown_error is not None:
+                    raise teardown_error from None
             raise
         if state.stack is not None:
+            # a teardown that fails after the handler succeeded fails the call: it may be the
+            # commit of the handler's work (see "Teardown" in docs/concepts.md)
             await state.stack.aclose()
+
+
+async def _tear_down_after(stack: AsyncExitStack, error: BaseException) -> BaseException | None:
+    """Run the teardowns after the handler (or a dependency) raised `error`. A teardown that
+    raises another Exception does not replace `error`, which stays the failure (retried per
+    the handler's policy, named in the dead letter; or a cancellation, which must go on): it
+    is logged, and noted on `error`. What to raise instead of `error`, if anything: a
+    cancellation that came during the teardowns."""
+    try:
+        await stack.__aexit__(type(error), error, error.__traceback__)
+    except BaseException as teardown_error:
+        if teardown_error is error:
+            return None
+        if not isinstance(teardown_error, Exception):
+            return teardown_error
+        logger.error(
+            "a dependency's teardown failed after the handler raised %s: %s",
+            type(error).__name__,
+            error,
+            exc_info=teardown_error,
+        )
+        _add_note(
+            error,
+            f"then a dependency's teardown failed: {type(teardown_error).__name__}: "
+            f"{teardown_error}",
+        )
+    return None
+
+
+def _add_note(error: BaseException, note: str) -> None:
+    add_note = getattr(error, "add_note", None)  # Python 3.11+
+    if add_note is not None:
+        add_note(note)
+    else:
+        error.__notes__ = [*getattr(error, "__notes__", ()), note]  # type: ignore[attr-defined]
 
 
 async def _resolve(params: tuple[ParamSource, ...], state: _CallState) -> dict[str, Any]:
@@ -265,13 +337,16 @@ async def _dependency_value(node: _DependencyNode, state: _CallState) -> Any:
     kwargs = await _resolve(node.params, state) if node.params else {}
     kind = node.call_kind
     if kind == _CALL_SYNC:
-        value = node.factory(**kwargs)
+        if node.in_thread:
+            value = await asyncio.to_thread(node.factory, **kwargs)
+        else:
+            value = node.factory(**kwargs)
     elif kind == _CALL_ASYNC:
         value = await node.factory(**kwargs)
     else:  # generators were wrapped into context manager factories when compiled
-        value = await state.enter(node.factory(**kwargs))
+        value = await state.enter(node.factory(**kwargs), node.in_thread)
     if node.enter_context or type(value) in _GENERATOR_CM_TYPES:
-        value = await state.enter(value)
+        value = await state.enter(value, node.in_thread)
     if node.use_cache:
         state.cache[node] = value
     return value

@@ -9,7 +9,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from dispytch.backends.base import OutgoingMessage, Producer
+from dispytch.backends.base import OutgoingMessage, Producer, mark_confirmed
+from dispytch.errors import BackendError
 from dispytch.kafka._errors import (
     KAFKA_EXCEPTIONS,
     SEND_EXCEPTIONS,
@@ -17,6 +18,7 @@ from dispytch.kafka._errors import (
     producer_error,
 )
 from dispytch.kafka.config import KafkaEventConfig, header_bytes
+from dispytch.loops import LoopBinding, other_loop_error
 
 #: defaults for producers Dispytch creates: wait for every in-sync replica, no duplicates
 #: from the client's own retries
@@ -38,6 +40,7 @@ class KafkaProducer(Producer):
         self._owns_client = False
         self._started = False
         self._start_lock = asyncio.Lock()
+        self._loop = LoopBinding()
 
     @classmethod
     def create(cls, bootstrap_servers: str | list[str], **aiokafka_options: Any) -> KafkaProducer:
@@ -54,6 +57,7 @@ class KafkaProducer(Producer):
         self._owns_client = True
         self._started = False
         self._start_lock = asyncio.Lock()
+        self._loop = LoopBinding()
         return self
 
     @property
@@ -62,6 +66,7 @@ class KafkaProducer(Producer):
         return self._client
 
     async def start(self) -> None:
+        self._leave_other_loop()
         async with self._start_lock:
             if self._started:
                 return
@@ -78,6 +83,7 @@ class KafkaProducer(Producer):
                     await _quiet_stop(client)
                     raise connection_error(exc, "starting the producer") from exc
             self._started = True
+            self._loop.bind()
 
     async def send(self, message: OutgoingMessage, *, timeout: float | None = None) -> None:
         client = await self._ready()
@@ -89,35 +95,78 @@ class KafkaProducer(Producer):
     async def send_many(
         self, messages: Sequence[OutgoingMessage], *, timeout: float | None = None
     ) -> None:
-        """Queue every message (aiokafka batches them by `linger_ms`), then wait for all acks."""
+        """Queue every message (aiokafka batches them by `linger_ms`), then wait for all acks.
+        When one fails, the acks of those queued are still awaited (within `timeout`), and the
+        error names the messages the broker confirmed (`mark_confirmed`)."""
         if not messages:
             return
         client = await self._ready()
-        current = messages[0].topic
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        acks: list[asyncio.Future[Any]] = []
+
+        async def enqueue_all() -> None:
+            for message in messages:
+                acks.append(await _enqueue(client, message))
+
+        refused: BackendError | None = None
         try:
-
-            async def send_all() -> None:
-                nonlocal current
-                acks = []
-                for message in messages:
-                    current = message.topic
-                    acks.append(await _enqueue(client, message))
-                await asyncio.gather(*acks)
-
-            await asyncio.wait_for(send_all(), timeout)
+            await asyncio.wait_for(enqueue_all(), _left(deadline, loop))
         except SEND_EXCEPTIONS as exc:
-            raise producer_error(exc, current) from exc
+            # messages[len(acks)] was refused (or not queued in time); the rest is not sent,
+            # and what is queued is still awaited below
+            refused = producer_error(exc, messages[len(acks)].topic)
+        late: set[asyncio.Future[Any]] = set()
+        if acks:
+            _, late = await asyncio.wait(acks, timeout=_left(deadline, loop))
+        for ack in late:  # left to aiokafka; its outcome, whatever it is, is retrieved
+            ack.add_done_callback(_retrieve)
+        confirmed: list[OutgoingMessage] = []
+        failure: BackendError | None = None
+        for message, ack in zip(messages, acks, strict=False):  # acks stop where sending did
+            error = _ack_error(ack, late)
+            if error is None:
+                confirmed.append(message)
+            elif failure is None:  # the first failure in the order given
+                failure = producer_error(error, message.topic)
+        failure = failure or refused
+        if failure is not None:
+            raise mark_confirmed(failure, confirmed)
 
     async def close(self) -> None:
+        old_loop = self._loop.other_loop()
+        if old_loop is not None:
+            if not old_loop.is_closed():
+                raise other_loop_error("this KafkaProducer's aiokafka client", old_loop)
+            self._forget_client()  # its loop is gone, and with it any way to stop it
+            return
         client = self._client
         if client is not None and self._owns_client and self._started:
             await _quiet_stop(client)
         self._started = False
         if self._options is not None:
             self._client = None
+            self._loop.clear()  # the next client may belong to another loop
+
+    def _leave_other_loop(self) -> None:
+        """In another event loop than the client's: forget a client made by `create()` whose
+        loop is closed (`start()` makes a new one); refuse anything else at once."""
+        old_loop = self._loop.other_loop()
+        if old_loop is None:
+            return
+        if self._options is None or not old_loop.is_closed():
+            raise other_loop_error("this KafkaProducer's aiokafka client", old_loop)
+        self._forget_client()
+
+    def _forget_client(self) -> None:
+        self._started = False
+        self._loop.clear()
+        self._start_lock = asyncio.Lock()
+        if self._options is not None:
+            self._client = None
 
     async def _ready(self) -> AIOKafkaProducer:
-        if not self._started:
+        if not self._started or self._loop.other_loop() is not None:
             await self.start()
         assert self._client is not None
         return self._client
@@ -152,6 +201,24 @@ async def _enqueue(client: AIOKafkaProducer, message: OutgoingMessage) -> asynci
         headers=[(name, header_bytes(value)) for name, value in headers.items()],
     )
     return future
+
+
+def _left(deadline: float | None, loop: asyncio.AbstractEventLoop) -> float | None:
+    return None if deadline is None else max(0.0, deadline - loop.time())
+
+
+def _ack_error(ack: asyncio.Future[Any], late: set[asyncio.Future[Any]]) -> BaseException | None:
+    if ack in late:
+        return asyncio.TimeoutError()
+    if ack.cancelled():
+        return RuntimeError("the client dropped the message (was it stopped?)")
+    error: BaseException | None = ack.exception()
+    return error
+
+
+def _retrieve(ack: asyncio.Future[Any]) -> None:
+    if not ack.cancelled():
+        ack.exception()
 
 
 def _producer_running(client: AIOKafkaProducer) -> bool:

@@ -25,6 +25,10 @@ from dispytch.memory.consumer import CAPABILITIES, InMemoryConsumer
 from dispytch.memory.producer import InMemoryProducer
 from dispytch.memory.queue import GroupQueue, StoredMessage, takes
 
+#: topics whose receiving groups are remembered; topics come and go (one per entity), so the
+#: memo is emptied when full rather than growing with every topic ever published to
+_ROUTE_CACHE_LIMIT = 1024
+
 
 class InMemoryBroker:
     """An in-process broker for demos and tests. `consumer()` and `producer()` connect to it."""
@@ -75,6 +79,8 @@ class InMemoryBroker:
         if groups is None:
             suffix = self.dead_letter_suffix
             groups = tuple(g for g in self._groups.values() if g.wants(message.topic, suffix))
+            if len(self._routes) >= _ROUTE_CACHE_LIMIT:
+                self._routes.clear()
             self._routes[message.topic] = groups
         if not groups:
             self._backlog.setdefault(message.topic, deque()).append(message)

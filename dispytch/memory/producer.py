@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from dispytch.backends.base import OutgoingMessage, Producer
+from dispytch.backends.base import OutgoingMessage, Producer, mark_confirmed
 from dispytch.errors import ProducerError
 
 if TYPE_CHECKING:
@@ -28,8 +28,12 @@ class InMemoryProducer(Producer):
     async def send_many(
         self, messages: Sequence[OutgoingMessage], *, timeout: float | None = None
     ) -> None:
-        for message in messages:
-            await self.send(message)
+        for index, message in enumerate(messages):
+            try:
+                await self.send(message)
+            except Exception as error:  # those before were stored, those after never sent
+                mark_confirmed(error, messages[:index])
+                raise
 
     async def close(self) -> None:
         self._closed = True

@@ -7,8 +7,9 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from dispytch.backends.base import OutgoingMessage, Producer
+from dispytch.backends.base import OutgoingMessage, Producer, mark_confirmed
 from dispytch.errors import BrokerUnavailableError, ProducerError
+from dispytch.loops import LoopBinding, other_loop_error
 from dispytch.rabbitmq._amqp import AbstractConnection, AbstractExchange, aio_pika
 from dispytch.rabbitmq._errors import CONNECTION_ERRORS
 from dispytch.rabbitmq._publish import publish_confirmed
@@ -57,6 +58,8 @@ class RabbitMQProducer(Producer):
         self._reconnect_interval = 2.0
         self._connection: AbstractConnection | None = None
         self._start_lock = asyncio.Lock()
+        #: the loop of our connection, or of the first send through the caller's exchanges
+        self._loop = LoopBinding()
 
     @classmethod
     def create(
@@ -87,7 +90,13 @@ class RabbitMQProducer(Producer):
         return producer
 
     async def start(self) -> None:
-        if self._url is None or self._connection is not None:
+        if self._loop.other_loop() is not None:
+            self._leave_other_loop()
+        if self._url is None:
+            if self._loop.loop is None:
+                self._loop.bind()
+            return
+        if self._connection is not None:
             return
         async with self._start_lock:
             if self._connection is not None:
@@ -113,6 +122,7 @@ class RabbitMQProducer(Producer):
             self._exchanges = {exchange.name: exchange}
             self._default = exchange
             self._connection = connection
+            self._loop.bind()
 
     async def send(self, message: OutgoingMessage, *, timeout: float | None = None) -> None:
         await self.start()
@@ -136,23 +146,56 @@ class RabbitMQProducer(Producer):
     async def send_many(
         self, messages: Sequence[OutgoingMessage], *, timeout: float | None = None
     ) -> None:
-        """Publish all messages at once and wait for every confirm (not atomic: when one
-        fails, the others may still have been stored)."""
+        """Publish all messages at once and wait for every confirm. Not atomic: when one
+        fails, the others may still have been stored; the error names those the broker
+        confirmed (`mark_confirmed`)."""
         await self.start()
         results = await asyncio.gather(
             *(self.send(message, timeout=timeout) for message in messages),
             return_exceptions=True,
         )
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
+        failure = next((r for r in results if isinstance(r, BaseException)), None)
+        if failure is None:
+            return
+        if isinstance(failure, Exception):
+            confirmed = [m for m, r in zip(messages, results, strict=True) if r is None]
+            mark_confirmed(failure, confirmed)
+        raise failure
 
     async def close(self) -> None:
+        old_loop = self._loop.other_loop()
+        if old_loop is not None:
+            if not old_loop.is_closed():
+                raise other_loop_error(self._what(), old_loop)
+            self._forget_connection()  # its loop is gone, and with it any way to close it
+            return
         if self._connection is not None:
             connection, self._connection = self._connection, None
             await connection.close()
             if self._url is not None:
                 self._exchanges, self._default = {}, None
+                self._loop.clear()  # the next connection may belong to another loop
+
+    def _leave_other_loop(self) -> None:
+        """In another event loop than the connection's: forget a connection of our own whose
+        loop is closed (`start()` connects again); refuse anything else at once."""
+        old_loop = self._loop.other_loop()
+        assert old_loop is not None
+        if self._url is None or not old_loop.is_closed():
+            raise other_loop_error(self._what(), old_loop)
+        self._forget_connection()
+
+    def _forget_connection(self) -> None:
+        self._loop.clear()
+        self._start_lock = asyncio.Lock()
+        if self._url is not None:
+            self._connection = None
+            self._exchanges, self._default = {}, None
+
+    def _what(self) -> str:
+        if self._url is None:
+            return "the exchange (and its channel) this RabbitMQProducer publishes to"
+        return "this RabbitMQProducer's connection"
 
     def _exchange_for(self, config: RabbitMQEventConfig | None) -> AbstractExchange:
         name = config.exchange if config else None

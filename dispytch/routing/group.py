@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 import sys
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from dispytch.di.compile import compile_handler
 from dispytch.di.plan import HandlerPlan
@@ -45,13 +46,37 @@ def segment_names(topic: str) -> tuple[str, ...]:
     return names
 
 
+class HandlerTarget(Protocol):
+    """What a group was added to (a listener): it gets the handlers registered later too."""
+
+    def _check_handler(self, spec: HandlerSpec) -> None:
+        """Raise if `spec` cannot be added now; add nothing."""
+
+    def _add_handler(self, spec: HandlerSpec) -> None: ...
+
+
 class HandlerGroup:
-    """A set of handlers, with an optional default topic and event type for all of them."""
+    """A set of handlers, with an optional default topic and event type for all of them.
+
+    A handler registered after the group was added to a listener is added to that listener
+    too, or refused (with the error) if the listener cannot take it, for example because it
+    has started: a handler is never left in a group without its listeners knowing.
+    """
 
     def __init__(self, default_topic: str | None = None, default_event: str | None = None) -> None:
         self.default_topic = default_topic
         self.default_event = default_event
         self.handlers: list[HandlerSpec] = []
+        #: weak: a module-level group must not keep every listener of a test suite alive
+        self._targets: weakref.WeakSet[HandlerTarget] = weakref.WeakSet()
+
+    def attach(self, target: HandlerTarget) -> None:
+        """Send the handlers registered from now on to `target` as well (the listener calls
+        this in `add_handler_group`, after taking the group's current handlers)."""
+        self._targets.add(target)
+
+    def attached_to(self, target: HandlerTarget) -> bool:
+        return target in self._targets
 
     def handler(
         self,
@@ -95,7 +120,13 @@ class HandlerGroup:
             except HandlerRegistrationError as exc:
                 raise HandlerRegistrationError(f"handler {handler_name!r}: {exc}") from None
             plan = compile_handler(func, names, handler_name, localns)
-            self.handlers.append(HandlerSpec(chosen_topic, chosen_event, plan, policy))
+            spec = HandlerSpec(chosen_topic, chosen_event, plan, policy)
+            targets = list(self._targets)
+            for target in targets:  # all or nothing: checked everywhere before added anywhere
+                target._check_handler(spec)
+            self.handlers.append(spec)
+            for target in targets:
+                target._add_handler(spec)
             return func
 
         return register

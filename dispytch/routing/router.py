@@ -33,7 +33,20 @@ class Router:
         self._cache: dict[str, dict[str, tuple[Match, ...]]] = {}
         self._cached = 0
 
+    def check(self, spec: HandlerSpec) -> None:
+        """Raise `HandlerRegistrationError` if `spec` cannot be added; add nothing."""
+        self._route(spec)
+
     def add(self, spec: HandlerSpec) -> None:
+        route = self._route(spec)
+        if route.subscription.is_literal:
+            self._literal.setdefault(spec.topic, []).append(route)
+        else:
+            self._patterns.append(route)
+        self._cache.clear()
+        self._cached = 0
+
+    def _route(self, spec: HandlerSpec) -> _Route:
         subscription = Subscription.parse(spec.topic, self.delimiter)
         names = segment_names(spec.topic)
         positions = []
@@ -47,13 +60,7 @@ class Router:
                     f"stand alone between delimiters {self.delimiter!r}"
                 ) from None
             positions.append((name, index))
-        route = _Route(spec, subscription, tuple(positions))
-        if subscription.is_literal:
-            self._literal.setdefault(spec.topic, []).append(route)
-        else:
-            self._patterns.append(route)
-        self._cache.clear()
-        self._cached = 0
+        return _Route(spec, subscription, tuple(positions))
 
     @property
     def subscriptions(self) -> list[Subscription]:

@@ -1,6 +1,8 @@
 """In-memory broker specifics that the conformance suite does not cover."""
 
 import asyncio
+import gc
+import tracemalloc
 
 import pytest
 from pydantic import BaseModel
@@ -129,3 +131,31 @@ async def test_consumer_without_topics_uses_the_listener_subscriptions() -> None
     assert (delivery.topic, delivery.value) == ("users:1", b"x")
     assert broker.backlog("orders:1") == 1
     await consumer.close()
+
+
+async def test_memory_stays_flat_with_many_distinct_topics_once_settled() -> None:
+    """Per-entity topics (`visits:<id>`) must not leave a route behind per topic forever."""
+    broker = InMemoryBroker()
+    consumer = broker.consumer("g", ["visits:*"])
+    await consumer.start([])
+    producer = broker.producer()
+
+    async def emit_and_settle(first: int, count: int) -> None:
+        for n in range(first, first + count):
+            await producer.send(OutgoingMessage(topic=f"visits:{n}", value=b"x"))
+            await (await consumer.receive()).ack()
+        assert broker.pending("g") == 0
+
+    tracemalloc.start()
+    try:
+        await emit_and_settle(0, 2_000)  # warm up: caches and free lists reach their size
+        gc.collect()
+        before, _ = tracemalloc.get_traced_memory()
+        await emit_and_settle(2_000, 20_000)
+        gc.collect()
+        after, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        await consumer.close()
+    # one route kept per topic costs ~140 bytes plus the topic string: ~4 MB for 20,000 topics
+    assert after - before < 500_000, f"grew by {after - before} bytes"

@@ -255,3 +255,77 @@ async def test_wildcard_handler_does_not_receive_its_own_dead_letters() -> None:
         with pytest.raises(asyncio.TimeoutError):
             await asyncio.wait_for(second_call.wait(), 0.3)
     assert calls == ["5"]
+
+
+async def test_handler_added_to_a_group_after_the_group_was_added_runs() -> None:
+    broker = InMemoryBroker()
+    listener = EventListener(broker.consumer("g"))
+    group = HandlerGroup(default_topic="orders")
+    seen: list[str] = []
+
+    @group.handler(event="created")
+    async def early(event: Event[Body]) -> None:
+        seen.append("early")
+
+    listener.add_handler_group(group)
+
+    @group.handler(event="shipped")  # after add_handler_group, before the listener starts
+    async def late(event: Event[Body]) -> None:
+        seen.append("late")
+
+    async with listener:
+        await publish_raw(broker, "orders", envelope("created", {"n": 1}))
+        await publish_raw(broker, "orders", envelope("shipped", {"n": 2}))
+        await wait_until(lambda: broker.pending("g") == 0)
+    assert sorted(seen) == ["early", "late"]
+
+
+async def test_handler_added_to_a_group_of_a_running_listener_is_refused() -> None:
+    broker = InMemoryBroker()
+    listener = EventListener(broker.consumer("g"))
+    other = EventListener(InMemoryBroker().consumer("g"))
+    group = HandlerGroup(default_topic="orders")
+
+    @group.handler(event="created")
+    async def early(event: Event[Body]) -> None: ...
+
+    listener.add_handler_group(group)
+    other.add_handler_group(group)
+    async with listener:
+        with pytest.raises(RuntimeError, match="before the listener starts"):
+
+            @group.handler(event="shipped")
+            async def late(event: Event[Body]) -> None: ...
+
+    # refused as a whole: neither the group nor the other listener kept it
+    assert len(group.handlers) == 1
+    assert len(other._router.specs) == 1
+
+
+def test_handler_added_to_a_group_later_is_checked_against_the_listener() -> None:
+    group = HandlerGroup()
+    listener = EventListener(InMemoryBroker().consumer("g"))
+    listener.add_handler_group(group)
+    with pytest.raises(TypeError, match="user_id"):
+
+        @group.handler(topic="users:id-{user_id}", event="e")
+        async def handler(user_id: int) -> None: ...
+
+    assert group.handlers == []
+
+
+def test_adding_the_same_group_twice_registers_its_handlers_once() -> None:
+    group = HandlerGroup(default_topic="t", default_event="e")
+
+    @group.handler()
+    async def handler(event: Event[Body]) -> None: ...
+
+    listener = EventListener(InMemoryBroker().consumer("g"))
+    listener.add_handler_group(group)
+    listener.add_handler_group(group)
+    assert len(listener._router.specs) == 1
+
+    @group.handler(event="other")
+    async def later(event: Event[Body]) -> None: ...
+
+    assert len(listener._router.specs) == 2
