@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel
@@ -25,6 +25,7 @@ from dispytch.events import Event
 from dispytch.retrying import GIVE_BACK, FinalFailure, GiveBack, Retrier
 from dispytch.routing.group import HandlerSpec
 from dispytch.routing.router import Match, Router, Segments
+from dispytch.scheduling import is_handler_failure
 from dispytch.serialization.base import CONTENT_TYPE_HEADER, Deserializer
 
 logger = logging.getLogger("dispytch.listener")
@@ -155,7 +156,9 @@ class Dispatcher:
                 try:
                     await _start(plan, run, segments)  # type: ignore[arg-type]
                     failure = None
-                except Exception as exc:
+                except (Exception, asyncio.CancelledError) as exc:
+                    if not is_handler_failure(exc):
+                        raise
                     if await self.retrier.later(spec, delivery, envelope[0], attempt, exc):
                         return
                     failure = await self._retry(
@@ -167,14 +170,7 @@ class Dispatcher:
                         exc,
                     )
         else:
-            bodies: dict[type[BaseModel] | None, Any] = {}  # validated once for all handlers
-            results = await asyncio.gather(
-                *(self._run(match, envelope, delivery, attempt, bodies) for match in matches)
-            )
-            if GIVE_BACK in results:
-                failure = GIVE_BACK
-            else:
-                failure = next((reason for reason in results if reason is not None), None)
+            failure = await self._run_all(matches, envelope, delivery, attempt)
         if isinstance(failure, GiveBack):
             await self.retrier.give_back(delivery)
             return
@@ -199,6 +195,26 @@ class Dispatcher:
             return from_json(delivery.value)
         return chosen.deserialize(delivery.value)
 
+    async def _run_all(
+        self, matches: Sequence[Match], envelope: Envelope, delivery: Delivery, attempt: int
+    ) -> DeadLetterReason | GiveBack | None:
+        """Run every matching handler concurrently, each to success or final failure; return
+        once all of them have finished (a failing one does not cancel the others), so that the
+        message is settled once and never while one of its handlers still runs."""
+        bodies: dict[type[BaseModel] | None, Any] = {}  # validated once for all handlers
+        results = await asyncio.gather(
+            *(self._run(match, envelope, delivery, attempt, bodies) for match in matches),
+            return_exceptions=True,
+        )
+        outcomes: list[DeadLetterReason | GiveBack | None] = []
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result  # escaped the handler's retry layer: the worker's guard nacks
+            outcomes.append(result)
+        if GIVE_BACK in outcomes:
+            return GIVE_BACK
+        return next((outcome for outcome in outcomes if outcome is not None), None)
+
     async def _run(
         self,
         match: Match,
@@ -214,7 +230,9 @@ class Dispatcher:
             return run
         try:
             await _start(spec.plan, run, segments)  # type: ignore[arg-type]
-        except Exception as exc:
+        except (Exception, asyncio.CancelledError) as exc:
+            if not is_handler_failure(exc):
+                raise
             return await self._retry(spec, segments, delivery, run, attempt, exc)  # type: ignore[arg-type]
         return None
 
@@ -257,7 +275,7 @@ class Dispatcher:
         delivery: Delivery,
         run: _Run,
         attempt: int,
-        error: Exception,
+        error: BaseException,
     ) -> DeadLetterReason | GiveBack | None:
         """Attempt `attempt` failed with `error`: retry in place per the handler's policy; the
         final failure's reason, `GIVE_BACK` when stopping, or None once an attempt succeeds."""

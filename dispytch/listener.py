@@ -17,7 +17,7 @@ from dispytch.errors import BackendError, ConsumerStoppedError
 from dispytch.retry import Backoff, ExponentialBackoff
 from dispytch.routing.group import HandlerFunc, HandlerGroup, HandlerSpec
 from dispytch.routing.router import Router
-from dispytch.scheduling import OrderedWorkerPool
+from dispytch.scheduling import OrderedWorkerPool, withdraw_cancel_requests
 from dispytch.serialization.base import Deserializer
 
 logger = logging.getLogger("dispytch.listener")
@@ -232,9 +232,12 @@ class EventListener:
             except ConsumerStoppedError:
                 logger.info("consumer stopped; the listener stops fetching")
                 return
-            except asyncio.CancelledError:
-                return
-            except BackendError as exc:
+            except (BackendError, asyncio.CancelledError) as exc:
+                if isinstance(exc, asyncio.CancelledError):
+                    if self._stopping:
+                        return
+                    # not our stop: the consumer awaited something someone else cancelled
+                    withdraw_cancel_requests()
                 # the broker went away: clients reconnect by themselves; keep asking, slower
                 failures += 1
                 delay = _RECEIVE_BACKOFF.delay(failures)
