@@ -25,7 +25,7 @@ from dispytch.events import Event
 from dispytch.retrying import GIVE_BACK, FinalFailure, GiveBack, Retrier
 from dispytch.routing.group import HandlerSpec
 from dispytch.routing.router import Match, Router, Segments
-from dispytch.scheduling import is_handler_failure
+from dispytch.scheduling import is_failure
 from dispytch.serialization.base import CONTENT_TYPE_HEADER, Deserializer
 
 logger = logging.getLogger("dispytch.listener")
@@ -157,7 +157,7 @@ class Dispatcher:
                     await _start(plan, run, segments)  # type: ignore[arg-type]
                     failure = None
                 except (Exception, asyncio.CancelledError) as exc:
-                    if not is_handler_failure(exc):
+                    if not is_failure(exc):
                         raise
                     if await self.retrier.later(spec, delivery, envelope[0], attempt, exc):
                         return
@@ -179,7 +179,9 @@ class Dispatcher:
             return
         try:  # `self.ack(delivery)`, inlined: one coroutine less for every message
             await delivery.ack()
-        except Exception:
+        except (Exception, asyncio.CancelledError) as error:  # a client's cancelled future
+            if not is_failure(error):
+                raise
             logger.exception(
                 "could not ack a message on %r; the broker will deliver it again", delivery.topic
             )
@@ -231,7 +233,7 @@ class Dispatcher:
         try:
             await _start(spec.plan, run, segments)  # type: ignore[arg-type]
         except (Exception, asyncio.CancelledError) as exc:
-            if not is_handler_failure(exc):
+            if not is_failure(exc):
                 raise
             return await self._retry(spec, segments, delivery, run, attempt, exc)  # type: ignore[arg-type]
         return None
@@ -345,7 +347,9 @@ class Dispatcher:
     async def ack(self, delivery: Delivery) -> None:
         try:
             await delivery.ack()
-        except Exception:
+        except (Exception, asyncio.CancelledError) as error:  # a client's cancelled future
+            if not is_failure(error):
+                raise
             logger.exception(
                 "could not ack a message on %r; the broker will deliver it again", delivery.topic
             )
@@ -353,7 +357,9 @@ class Dispatcher:
     async def dead_letter(self, delivery: Delivery, reason: DeadLetterReason) -> None:
         try:
             await delivery.dead_letter(reason)
-        except Exception:
+        except (Exception, asyncio.CancelledError) as error:  # a client's cancelled future
+            if not is_failure(error):
+                raise
             logger.exception(
                 "could not dead-letter a message on %r; giving it back to the broker in %.0fs",
                 delivery.topic,
@@ -367,7 +373,9 @@ class Dispatcher:
                 else:
                     await self.retrier.wait(DEAD_LETTER_RETRY_DELAY)
                     await delivery.nack()
-            except Exception:
+            except (Exception, asyncio.CancelledError) as error:  # a client's cancelled future
+                if not is_failure(error):
+                    raise
                 logger.exception("could not nack it either; the broker will deliver it again")
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from dispytch.backends.base import ATTEMPT_HEADER, Delivery
 from dispytch.routing.group import HandlerSpec
-from dispytch.scheduling import is_handler_failure
+from dispytch.scheduling import is_failure
 
 logger = logging.getLogger("dispytch.listener")
 
@@ -92,7 +92,7 @@ class Retrier:
                 await call_again(attempt)
                 return None
             except (Exception, asyncio.CancelledError) as exc:
-                if not is_handler_failure(exc):
+                if not is_failure(exc):
                     raise
                 error = exc
         return FinalFailure(error, attempt)
@@ -138,5 +138,7 @@ class Retrier:
         logger.info("stopping: a message on %r with retries left goes back", delivery.topic)
         try:
             await delivery.nack()
-        except Exception:
+        except (Exception, asyncio.CancelledError) as error:
+            if not is_failure(error):
+                raise
             logger.exception("could not nack it; the broker will deliver it again")

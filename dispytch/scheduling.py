@@ -9,7 +9,7 @@ so a busy pool costs no event-loop round trip per message.
 
 Only `close()` cancels a worker. A `CancelledError` that reaches handler code any other way (the
 handler awaited a task or future someone else cancelled, or something cancelled the worker task
-from outside) is that handler's failure: `is_handler_failure()` tells the two apart on every
+from outside) is that handler's failure: `is_failure()` tells the two apart on every
 Python version (3.11's `Task.cancelling()` does not exist on 3.10), and the worker survives it.
 """
 
@@ -33,10 +33,10 @@ _running_pool: contextvars.ContextVar[OrderedWorkerPool | None] = contextvars.Co
 )
 
 
-def is_handler_failure(error: BaseException) -> bool:
-    """Whether `error`, raised while a worker ran handler code, is a failure of that code
-    (retried, then dead-lettered) rather than the pool closing: every error is, apart from the
-    `CancelledError` of a worker whose pool is cancelling it, which must go on up.
+def is_failure(error: BaseException) -> bool:
+    """Whether `error`, raised in a worker by handler code or a backend call, is a failure to
+    handle (retried, dead-lettered, logged) rather than the pool closing: every error is, apart
+    from the `CancelledError` of a worker whose pool is cancelling it, which must go on up.
 
     When it is a `CancelledError` that counts as a failure, a cancel request aimed at this task
     (from outside the pool) is withdrawn, so that the worker goes on as if nothing happened."""
@@ -172,7 +172,7 @@ class OrderedWorkerPool:
                     # handle() settles and logs itself; this is a last guard, which keeps the
                     # worker, its place and the key whatever escaped (a CancelledError from a
                     # backend's settle call, say), unless the pool is closing
-                    if not is_handler_failure(error):
+                    if not is_failure(error):
                         raise
                     await self._give_back(delivery, error)
                 # the delivery's place is free (inlined: this runs for every message)
@@ -191,7 +191,7 @@ class OrderedWorkerPool:
         try:
             await delivery.nack()
         except (Exception, asyncio.CancelledError) as nack_error:
-            if not is_handler_failure(nack_error):
+            if not is_failure(nack_error):
                 raise
 
     def _following(self, key: Hashable) -> Delivery | None:

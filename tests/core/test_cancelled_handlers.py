@@ -15,7 +15,9 @@ from typing import Any
 from pydantic import BaseModel
 
 from dispytch import Event, EventListener, InMemoryBroker
-from dispytch.backends.base import Delivery
+from dispytch.backends.base import DeadLetterReason, Delivery
+from dispytch.dispatch import DEAD_LETTER_RETRY_DELAY
+from dispytch.scheduling import OrderedWorkerPool
 
 from .helpers import (
     WAIT,
@@ -141,30 +143,70 @@ async def test_several_handlers_a_cancelled_one_waits_for_its_siblings_then_dead
     assert "cancelled" in (letters[0][2].handler or "")
 
 
-class _CancelledAck(ScriptedDelivery):
-    """A delivery whose backend raises CancelledError from ack (a client's internal future)."""
+class _CancelledSettle(ScriptedDelivery):
+    """A delivery whose backend raises CancelledError from ack and dead_letter (aiormq does,
+    for a channel the broker closed)."""
 
     async def ack(self) -> None:
         self.outcomes.append("ack")
         await _await_a_cancelled_future()
 
+    async def dead_letter(self, reason: DeadLetterReason) -> None:
+        self.outcomes.append("dead_letter")
+        await _await_a_cancelled_future()
+
 
 async def test_a_cancelled_error_from_settling_keeps_the_worker_and_the_key() -> None:
-    first = _CancelledAck("t", envelope("e", {"n": 1}), ordering_key="k")
-    second = ScriptedDelivery("t", envelope("e", {"n": 2}), ordering_key="k")
-    consumer = ScriptedConsumer([first, second])
+    acked = _CancelledSettle("t", envelope("e", {"n": 1}), ordering_key="k")
+    dead = _CancelledSettle("t", envelope("e", {"n": 2}), ordering_key="k")
+    after = ScriptedDelivery("t", envelope("e", {"n": 3}), ordering_key="k")
+    consumer = ScriptedConsumer([acked, dead, after])
     listener = EventListener(consumer, max_concurrency=1, shutdown_grace=60.0)
     handled: list[int] = []
 
     @listener.handler(topic="t", event="e")
     async def handler(event: Event[Body]) -> None:
         handled.append(event.body.n)
+        if event.body.n == 2:
+            raise ValueError("to the dead letters")
 
     async with listener:
-        await wait_until(lambda: second.outcomes == ["ack"], what="the next delivery of the key")
+        # the failed dead letter is given back after DEAD_LETTER_RETRY_DELAY
+        await wait_until(
+            lambda: after.outcomes == ["ack"],
+            timeout=DEAD_LETTER_RETRY_DELAY + WAIT,
+            what="the next delivery of the key",
+        )
         await asyncio.wait_for(listener.stop(), WAIT)
-    assert handled == [1, 2]
-    assert first.outcomes == ["ack", "nack"]  # the worker's last guard gave it back
+    assert handled == [1, 2, 3]
+    assert acked.outcomes == ["ack"]  # a failed ack: left to the broker, as any failed ack
+    assert dead.outcomes == ["dead_letter", "nack"]  # a failed dead letter: given back
+
+
+async def test_the_pool_survives_a_cancelled_error_that_escapes_the_dispatcher() -> None:
+    """The worker's last guard: whatever escapes, the delivery is nacked and the worker, its
+    place and the key are released."""
+    first = ScriptedDelivery("t", b"1", ordering_key="k")
+    second = ScriptedDelivery("t", b"2", ordering_key="k")
+    handled: list[bytes] = []
+
+    async def handle(delivery: Delivery) -> None:
+        handled.append(delivery.value)
+        if delivery is first:
+            await _await_a_cancelled_future()
+        await delivery.ack()
+
+    pool = OrderedWorkerPool(handle, 1)
+    try:
+        for delivery in (first, second):
+            await pool.wait_for_room()
+            pool.submit(delivery)
+        assert await pool.drain(WAIT)
+    finally:
+        await pool.close()
+    assert handled == [b"1", b"2"]
+    assert (first.outcomes, second.outcomes) == (["nack"], ["ack"])
+    assert pool.in_flight == 0
 
 
 class _CancelledOnceConsumer(ScriptedConsumer):
