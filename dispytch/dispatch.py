@@ -22,6 +22,7 @@ from dispytch.backends.base import ATTEMPT_HEADER, DeadLetterReason, Delivery
 from dispytch.di.plan import HandlerPlan
 from dispytch.envelope import Envelope, read_envelope
 from dispytch.events import Event
+from dispytch.reasons import next_attempt, reason_for
 from dispytch.retrying import GIVE_BACK, FinalFailure, GiveBack, Retrier
 from dispytch.routing.group import HandlerSpec
 from dispytch.routing.router import Match, Router, Segments
@@ -120,14 +121,14 @@ class Dispatcher:
                 type(exc).__name__,
                 exc,
             )
-            await self.dead_letter(delivery, _reason("decode", exc, delivery.topic))
+            await self.dead_letter(delivery, reason_for("decode", exc, delivery.topic))
             return
         matches = self.router.match(delivery.topic, envelope[1])
         if not matches:
             await self._unhandled(delivery, envelope)
             return
         previous_attempts = delivery.headers.get(ATTEMPT_HEADER)
-        attempt = 1 if previous_attempts is None else _next_attempt(previous_attempts)
+        attempt = 1 if previous_attempts is None else next_attempt(previous_attempts)
         failure: DeadLetterReason | GiveBack | None
         if len(matches) == 1:
             # one handler, the common case: run here rather than in a coroutine of its own
@@ -300,7 +301,7 @@ class Dispatcher:
             outcome.attempts,
             exc_info=outcome.error,
         )
-        return _reason("handler", outcome.error, topic, outcome.attempts, spec, run.id, run.type)
+        return reason_for("handler", outcome.error, topic, outcome.attempts, spec, run.id, run.type)
 
     def _invalid(
         self,
@@ -321,7 +322,7 @@ class Dispatcher:
             spec.name,
             exc,
         )
-        return _reason("validation", exc, delivery.topic, attempt, spec, event_id, event_type)
+        return reason_for("validation", exc, delivery.topic, attempt, spec, event_id, event_type)
 
     async def _unhandled(self, delivery: Delivery, envelope: Envelope) -> None:
         event_id, event_type = envelope[0], envelope[1]
@@ -377,31 +378,3 @@ class Dispatcher:
                 if not is_failure(error):
                     raise
                 logger.exception("could not nack it either; the broker will deliver it again")
-
-
-def _next_attempt(previous: str) -> int:
-    try:
-        return max(int(previous), 0) + 1
-    except ValueError:
-        return 1
-
-
-def _reason(
-    stage: str,
-    exc: BaseException,
-    topic: str,
-    attempts: int = 1,
-    spec: HandlerSpec | None = None,
-    event_id: str | None = None,
-    event_type: str | None = None,
-) -> DeadLetterReason:
-    return DeadLetterReason(
-        stage=stage,
-        error_type=type(exc).__name__,
-        error_message=str(exc),
-        original_topic=topic,
-        attempts=attempts,
-        handler=None if spec is None else spec.name,
-        event_id=event_id,
-        event_type=event_type,
-    )
