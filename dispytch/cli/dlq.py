@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import io
 import logging
 import sys
@@ -184,7 +185,7 @@ def replay_command(as_json: bool, dry_run: bool, progress: bool | None, **option
         elif dry_run and shown:
             click.echo(render.table(shown))
         for letter, why in report.failed:
-            click.echo(printable(f"not replayed: {_name(letter)}: {why}"), err=True)
+            click.echo(_shown(f"not replayed: {_name(letter)}: {why}"), err=True)
         verb = "would replay" if dry_run else "replayed"
         summary = (
             f"{verb} {len(shown)} of {len(report.selected)} selected dead letters "
@@ -192,7 +193,7 @@ def replay_command(as_json: bool, dry_run: bool, progress: bool | None, **option
         )
         click.echo(summary, err=as_json)
         if report.aborted is not None:
-            raise click.ClickException(printable(f"replay stopped: {report.aborted}"))
+            raise click.ClickException(_shown(f"replay stopped: {report.aborted}"))
         if report.failed:
             raise SystemExit(1)
 
@@ -220,9 +221,10 @@ def _run(
         error_contains=options.get("error_contains"),
     )
     secrets = url_secrets(options["broker"])
+    _secrets.set(secrets)
 
     def shown(error: BaseException) -> str:
-        return printable(masked(str(error), secrets))
+        return _shown(str(error))
 
     with _masked_logging(secrets):
         try:
@@ -252,6 +254,18 @@ def _run(
         except Exception as error:  # a client library's own error (a URL it cannot parse, ...)
             logging.getLogger("dispytch.cli").debug("unexpected error", exc_info=True)
             raise click.ClickException(f"{type(error).__name__}: {shown(error)}") from None
+
+
+#: the secrets of the broker URL the running command uses
+_secrets: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar(
+    "dispytch_cli_secrets", default=()
+)
+
+
+def _shown(text: str) -> str:
+    """Text from an error or a broker as it may be printed: credentials masked, control
+    characters escaped."""
+    return printable(masked(text, _secrets.get()))
 
 
 class _MaskingFormatter(logging.Formatter):
