@@ -220,13 +220,11 @@ def _run(
         original_topics=original_topics,
         error_contains=options.get("error_contains"),
     )
-    secrets = url_secrets(options["broker"])
-    _secrets.set(secrets)
 
     def shown(error: BaseException) -> str:
         return _shown(str(error))
 
-    with _masked_logging(secrets):
+    with _masking(url_secrets(options["broker"])):
         try:
             store = open_store(
                 options["broker"],
@@ -280,17 +278,20 @@ class _MaskingFormatter(logging.Formatter):
 
 
 @contextlib.contextmanager
-def _masked_logging(secrets: Iterable[str]) -> Iterator[None]:
-    """Warnings and errors that the clients log go to stderr through the masking formatter
-    (instead of Python's last-resort handler, which would print them as they are)."""
+def _masking(secrets: tuple[str, ...]) -> Iterator[None]:
+    """While a command runs, `_shown` masks `secrets`, and the warnings and errors that the
+    clients log go to stderr through the masking formatter (instead of Python's last-resort
+    handler, which would print them as they are)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setLevel(logging.WARNING)
     handler.setFormatter(_MaskingFormatter(secrets))
     root = logging.getLogger()
     root.addHandler(handler)
+    showing = _secrets.set(secrets)
     try:
         yield
     finally:
+        _secrets.reset(showing)
         root.removeHandler(handler)
 
 
