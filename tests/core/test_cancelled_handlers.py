@@ -258,3 +258,31 @@ async def test_many_cancelled_handlers_on_a_small_pool_settle_every_event() -> N
         await asyncio.wait_for(listener.stop(), WAIT)
     assert sorted(seen) == list(range(20))
     assert broker.backlog("t.dlq") == 10
+
+
+class _CancelledStopConsumer(ScriptedConsumer):
+    """`stop()` raises the CancelledError of a client's future (aiormq does that when the
+    broker closed the channel under it)."""
+
+    async def stop(self) -> None:
+        await super().stop()
+        await _await_a_cancelled_future()
+
+
+async def test_a_cancelled_error_from_stopping_the_consumer_does_not_cut_the_shutdown_short() -> (
+    None
+):
+    delivery = ScriptedDelivery("t", envelope("e", {"n": 1}))
+    consumer = _CancelledStopConsumer([delivery])
+    listener = EventListener(consumer, shutdown_grace=60.0)
+
+    @listener.handler(topic="t", event="e")
+    async def handler(event: Event[Body]) -> None:
+        pass
+
+    listening = asyncio.create_task(listener.listen(handle_signals=False))
+    await wait_until(lambda: delivery.outcomes == ["ack"])
+    await asyncio.wait_for(listener.stop(), WAIT)
+    await asyncio.wait_for(listening, WAIT)  # returns: the stop was not taken for a cancel
+    assert consumer.closed
+    assert not listener.running
