@@ -290,6 +290,8 @@ class Dispatcher:
         outcome = await self.retrier.in_place(spec, run.id, attempt, error, call_again)
         if not isinstance(outcome, FinalFailure):
             return outcome
+        if isinstance(outcome.error, asyncio.CancelledError) and await self._stopping_now():
+            return GIVE_BACK  # cancelled by the stop around it, not a failure of the event
         topic = delivery.topic
         logger.error(
             "handler %r failed for good on event %s of type %r from %r after %d "
@@ -302,6 +304,13 @@ class Dispatcher:
             exc_info=outcome.error,
         )
         return reason_for("handler", outcome.error, topic, outcome.attempts, spec, run.id, run.type)
+
+    async def _stopping_now(self) -> bool:
+        """Whether the listener is stopping, once the tasks cancelled together with this one
+        have run: a process that ends (`asyncio.run` returning) cancels every task at once,
+        the worker and `listen()` alike, in an order nobody chose."""
+        await asyncio.sleep(0)
+        return self.retrier.stopping
 
     def _invalid(
         self,

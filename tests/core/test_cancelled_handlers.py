@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
+import pytest
 from pydantic import BaseModel
 
 from dispytch import Event, EventListener, InMemoryBroker
@@ -286,3 +287,35 @@ async def test_a_cancelled_error_from_stopping_the_consumer_does_not_cut_the_shu
     await asyncio.wait_for(listening, WAIT)  # returns: the stop was not taken for a cancel
     assert consumer.closed
     assert not listener.running
+
+
+@pytest.mark.parametrize("worker_first", [True, False])
+async def test_a_program_ending_under_a_running_handler_gives_its_message_back(
+    worker_first: bool,
+) -> None:
+    """When `asyncio.run` returns with the listener still running, it cancels every task at
+    once, the worker and `listen()` alike, in any order: the handler's CancelledError is then
+    the stop, and the message goes back to the broker instead of to the dead letters."""
+    broker = InMemoryBroker()
+    listener = EventListener(broker.consumer("g"), shutdown_grace=60.0)
+    workers: list[asyncio.Task[Any]] = []
+    started = asyncio.Event()
+
+    @listener.handler(topic="t", event="e")
+    async def handler(event: Event[Body]) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        workers.append(task)
+        started.set()
+        await asyncio.sleep(WAIT * 10)
+
+    listening = asyncio.create_task(listener.listen(handle_signals=False))
+    await publish_raw(broker, "t", envelope("e", {"n": 1}))
+    await asyncio.wait_for(started.wait(), WAIT)
+    together = [workers[0], listening] if worker_first else [listening, workers[0]]
+    for task in together:
+        task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(listening, WAIT)
+    assert broker.backlog("t.dlq") == 0
+    assert broker.pending("g") == 1  # given back: the next consumer of the group gets it
