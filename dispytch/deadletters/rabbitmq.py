@@ -16,6 +16,7 @@ from collections.abc import AsyncGenerator
 from typing import Any
 
 from dispytch.backends.base import DeadLetterReason, OutgoingMessage
+from dispytch.credentials import masked, masked_url, url_secrets
 from dispytch.deadletters.errors import DeadLetterSourceError, NotReplayableError
 from dispytch.deadletters.letter import DeadLetter, decode_envelope
 from dispytch.deadletters.store import DeadLetterStore
@@ -66,6 +67,9 @@ class RabbitMQDeadLetterStore(DeadLetterStore):
         self._get_timeout = get_timeout
         self._connection: AbstractConnection | None = None
         self._producer: RabbitMQProducer | None = None
+
+    def __repr__(self) -> str:
+        return f"RabbitMQDeadLetterStore({masked_url(self._url)!r}, {self.queue!r})"
 
     # -- DeadLetterStore ---------------------------------------------------------------------
 
@@ -132,7 +136,9 @@ class RabbitMQDeadLetterStore(DeadLetterStore):
             try:
                 self._connection = await aio_pika.connect(self._url, timeout=self._connect_timeout)
             except CONNECTION_ERRORS as error:
-                raise BrokerUnavailableError(f"cannot connect to RabbitMQ: {error!r}") from error
+                raise BrokerUnavailableError(
+                    masked(f"cannot connect to RabbitMQ: {error!r}", url_secrets(self._url))
+                ) from error
         return self._connection
 
     async def _ready_producer(self) -> RabbitMQProducer:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
+from dispytch.credentials import masked_url
 from dispytch.deadletters.store import DeadLetterStore
 
 KAFKA_SCHEMES = ("kafka",)
@@ -33,7 +34,8 @@ def open_store(
       without `.dlq`). `source_topic` is not a destination on RabbitMQ (one queue holds the
       dead letters of every topic): filter with `LetterFilter(original_topics=...)` instead.
     """
-    scheme = urlsplit(broker_url).scheme.lower()
+    parts = _split(broker_url)
+    scheme = parts.scheme.lower()
     if scheme in KAFKA_SCHEMES:
         if queue is not None or exchange is not None:
             raise StoreUsageError("--queue and --exchange are for RabbitMQ; Kafka takes --topic")
@@ -45,7 +47,12 @@ def open_store(
 
         servers = broker_url.split("://", 1)[1].strip("/")
         if not servers:
-            raise StoreUsageError(f"no host in {broker_url!r}")
+            raise StoreUsageError(f"no host in {masked_url(broker_url)!r}")
+        if "@" in servers:
+            raise StoreUsageError(
+                f"{masked_url(broker_url)!r}: a kafka:// URL takes no credentials; "
+                "use KafkaDeadLetterStore(..., sasl_plain_username=..., sasl_plain_password=...)"
+            )
         return KafkaDeadLetterStore(
             servers,
             topic if topic is not None else f"{source_topic}{DEAD_LETTER_SUFFIX}",
@@ -65,5 +72,16 @@ def open_store(
             broker_url, queue or DEFAULT_DEAD_LETTER_QUEUE, exchange=exchange
         )
     raise StoreUsageError(
-        f"unsupported broker URL {broker_url!r}: use kafka://host:port or amqp://..."
+        f"unsupported broker URL {masked_url(broker_url)!r}: use kafka://host:port or amqp://..."
     )
+
+
+def _split(broker_url: str) -> SplitResult:
+    """The URL's parts, once it is known to parse (its port included); errors show it masked."""
+    try:
+        parts = urlsplit(broker_url)
+        if parts.scheme.lower() not in KAFKA_SCHEMES:  # Kafka lists several host:port pairs
+            _ = parts.port
+    except ValueError as error:
+        raise StoreUsageError(f"invalid broker URL {masked_url(broker_url)!r}: {error}") from None
+    return parts
