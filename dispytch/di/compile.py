@@ -267,7 +267,7 @@ def _signature_and_hints(
 def _split_annotated(annotation: Any) -> tuple[Any, tuple[Any, ...]]:
     """(the type, the `Annotated` metadata) of a parameter's annotation, seen through
     `Optional` and `type` aliases on both sides of `Annotated`."""
-    annotation = _without_optional(annotation)
+    annotation = _without_optional_or_alias(annotation)
     if typing.get_origin(annotation) is Annotated:
         base, *metadata = typing.get_args(annotation)
         inner_base, inner_metadata = _split_annotated(base)
@@ -275,7 +275,7 @@ def _split_annotated(annotation: Any) -> tuple[Any, tuple[Any, ...]]:
     return annotation, ()
 
 
-def _without_optional(annotation: Any) -> Any:
+def _without_optional_or_alias(annotation: Any) -> Any:
     """`X` for `X | None` (`Optional[X]`) and for an alias of X: a parameter defaulting to None
     is still resolved by what X says (Python 3.10's get_type_hints even adds the Optional by
     itself), and `type X = Annotated[...]` (3.12) carries its markers behind the alias."""
