@@ -1,10 +1,11 @@
-"""The click application: `dispytch` and its `dlq` group."""
+"""The click application: `dispytch` and its commands."""
 
 from __future__ import annotations
 
 import click
 
 from dispytch.cli.dlq import dlq
+from dispytch.cli.run import run
 
 
 @click.group()
@@ -13,3 +14,4 @@ def cli() -> None:
 
 
 cli.add_command(dlq)
+cli.add_command(run)
