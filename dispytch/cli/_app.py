@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from dispytch.cli.asyncapi import asyncapi
 from dispytch.cli.dlq import dlq
 from dispytch.cli.run import run
 
@@ -13,5 +14,6 @@ def cli() -> None:
     """Dispytch's command line tools."""
 
 
+cli.add_command(asyncapi)
 cli.add_command(dlq)
 cli.add_command(run)
