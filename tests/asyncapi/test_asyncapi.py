@@ -68,7 +68,8 @@ def test_a_service_using_every_feature(
     summary = validate(output)["summary"]
     document = json.loads(text) if extension == "json" else yaml.safe_load(text)
 
-    assert "s3cret" not in text and "pa55word" not in text and "app:" not in text
+    for secret in ("s3cret", "pa55word", "app:", "shop:"):
+        assert secret not in text
     assert document["servers"]["production"]["host"] == "kafka.internal:9093"
     assert document["servers"]["production"]["bindings"]["kafka"]["bindingVersion"] == "0.5.0"
     assert document["servers"]["events"]["protocol"] == "amqp"
