@@ -132,3 +132,32 @@ def test_help_shows_the_environment_variables() -> None:
     for variable in ("DISPYTCH_WORKERS", "DISPYTCH_RELOAD", "DISPYTCH_APP_DIR",
                      "DISPYTCH_STOP_TIMEOUT", "DISPYTCH_LOG_LEVEL", "DISPYTCH_APP"):
         assert variable in result.output
+
+
+async def test_the_supervisor_exits_1_when_a_worker_did_not_drain(
+    service: MakeService, tmp_path: Path
+) -> None:
+    records = Records(tmp_path / "records.log")
+    run = service(APP, "--workers", "2", **env(records, MEMORY_DELAY="60", MEMORY_GRACE="0.2"))
+    await run.start()
+    await wait_for(lambda: sum(records.refresh().started.values()) == 2, 60,
+                   "both handlers running", run)
+    assert await run.terminate(60) == 1, run.log_tail()
+    log = run.log_text()
+    assert "handlers cancelled after the grace period" in log
+    assert "NOT all drained cleanly" in log
+
+
+async def test_workers_still_draining_after_the_stop_timeout_are_killed(
+    service: MakeService, tmp_path: Path
+) -> None:
+    records = Records(tmp_path / "records.log")
+    run = service(APP, "--workers", "2", "--stop-timeout", "1",
+                  **env(records, MEMORY_DELAY="60", MEMORY_GRACE="60"))
+    await run.start()
+    await wait_for(lambda: sum(records.refresh().started.values()) == 2, 60,
+                   "both handlers running", run)
+    workers = run.worker_pids()
+    assert await run.terminate(30) == 1, run.log_tail()
+    assert "still running 1s after SIGTERM; killing them" in run.log_text()
+    assert not [pid for pid in workers if not _wait_gone(pid, 10)]
