@@ -11,6 +11,9 @@ worker that cannot load the application stops everything (restarting would not h
 The supervisor's exit status: 0 when every worker stopped cleanly (status 0), 4 when the
 application could not be loaded, 1 otherwise (a worker failed, did not drain, or had to be
 killed after `stop_timeout`).
+
+With `--reload`, a worker that cannot load the application (a typo being fixed) is started
+again when a file changes, or after its backoff.
 """
 
 from __future__ import annotations
@@ -48,6 +51,8 @@ class _Slot:
     #: the exit status of the last process, once the supervisor is stopping
     final_status: int | None = None
     history: list[int] = field(default_factory=list)
+    #: set by a source change (--reload): ends a backoff wait at once
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class Supervisor:
@@ -133,7 +138,7 @@ class Supervisor:
                 slot.restart_now = False
                 slot.failures = 0
                 continue
-            if status == EXIT_LOAD_FAILED:
+            if status == EXIT_LOAD_FAILED and not self.reload_dirs:
                 logger.error(
                     "worker %d (pid %d) could not load the application; stopping",
                     slot.index, process.pid,
@@ -145,14 +150,28 @@ class Supervisor:
             slot.failures = 1 if ran >= _STABLE_SECONDS else slot.failures + 1
             delay = min(_FIRST_RESTART_DELAY * 2 ** (slot.failures - 1), _MAX_RESTART_DELAY)
             logger.warning(
-                "worker %d (pid %d) %s after %.1fs; restarting it in %.1fs",
+                "worker %d (pid %d) %s after %.1fs; restarting it in %.1fs%s",
                 slot.index, process.pid, describe_exit(status), ran, delay,
+                " (or when a file changes)" if self.reload_dirs else "",
             )
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), delay)
+            await self._pause(slot, delay)
+            slot.restart_now = False
             if self._stopping.is_set():
                 slot.final_status = status
                 return
+
+    async def _pause(self, slot: _Slot, delay: float) -> None:
+        """Wait `delay` seconds, less if the supervisor stops or a source file changes."""
+        slot.wake.clear()
+        waiters = {
+            asyncio.ensure_future(self._stopping.wait()),
+            asyncio.ensure_future(slot.wake.wait()),
+        }
+        try:
+            await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
 
     async def _start(self, slot: _Slot) -> asyncio.subprocess.Process:
         env = dict(os.environ)
@@ -210,6 +229,7 @@ class Supervisor:
             logger.info("changes in %s; restarting the workers", ", ".join(changed[:5]))
             for slot in self._slots:
                 slot.restart_now = True
+                slot.wake.set()
             self._send_all(signal.SIGTERM)
 
 

@@ -57,3 +57,28 @@ async def test_editing_a_module_restarts_the_worker(tmp_path: Path) -> None:
         assert await run.terminate(60) == 0, run.log_tail()
     finally:
         await run.kill_all()
+
+
+async def test_a_broken_edit_waits_for_the_fix(tmp_path: Path) -> None:
+    """A syntax error makes the worker fail (restarted with backoff, the supervisor goes on);
+    the edit that fixes it brings the service back."""
+    app = tmp_path / "app"
+    app.mkdir()
+    module = app / "reloaded_service.py"
+    module.write_text(MODULE.format(version=1))
+    log = tmp_path / "loads.log"
+    run = Service(
+        ["reloaded_service:listener", "--reload", "--app-dir", str(app)],
+        tmp_path / "service.log", {"RELOAD_LOG": str(log)},
+    )
+    await run.start()
+    try:
+        await wait_for(lambda: "listening" in run.log_text(), 60, "the worker to listen", run)
+        module.write_text("this is not python\n")
+        await wait_for(lambda: run.log_text().count("restarting it in") >= 2, 60,
+                       "the broken module to fail twice", run)
+        module.write_text(MODULE.format(version=3))
+        await wait_for(lambda: [v for _, v in loads(log)] == [1, 3], 20, "the fixed module", run)
+        assert await run.terminate(60) == 0, run.log_tail()
+    finally:
+        await run.kill_all()
