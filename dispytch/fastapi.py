@@ -16,7 +16,14 @@ import contextlib
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from fastapi import HTTPException
+try:
+    from fastapi import HTTPException
+except ImportError as error:  # pragma: no cover - the extra is installed for the tests
+    if getattr(error, "name", None) != "fastapi":
+        raise
+    raise ImportError(
+        "dispytch.fastapi needs FastAPI: pip install 'dispytch[fastapi]'"
+    ) from None
 
 from dispytch.emitter import EventEmitter
 from dispytch.listener import EventListener
