@@ -11,6 +11,8 @@ from typing import Any
 import click
 
 from dispytch.asyncapi import Server, build_asyncapi, dump
+from dispytch.asyncapi.html import render_html
+from dispytch.asyncapi.html import serve as serve_html
 from dispytch.emitter import EventEmitter
 from dispytch.importing import ImportTargetError, import_target
 from dispytch.listener import EventListener
@@ -24,9 +26,18 @@ from dispytch.routing.group import HandlerGroup
     help="File to write (default: standard output).",
 )
 @click.option(
-    "--format", "output_format", type=click.Choice(["json", "yaml"]),
-    help="Output format (default: from the file's extension, else json). YAML needs PyYAML.",
+    "--format", "output_format", type=click.Choice(["json", "yaml", "html"]),
+    help="Output format (default: from the file's extension, else json). YAML needs PyYAML; "
+    "html is one self-contained page.",
 )
+@click.option(
+    "--serve", is_flag=True,
+    help="Serve the document as an HTML page (and /asyncapi.json) until Ctrl-C; the page "
+    "loads nothing from elsewhere.",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address for --serve.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
+              help="Port for --serve (0: any free port).")
 @click.option("--title", default="Dispytch service", show_default=True,
               envvar="DISPYTCH_ASYNCAPI_TITLE", show_envvar=True)
 @click.option("--version", "doc_version", default="1.0.0", show_default=True,
@@ -49,6 +60,9 @@ def asyncapi(
     targets: tuple[str, ...],
     output: str | None,
     output_format: str | None,
+    serve: bool,
+    host: str,
+    port: int,
     title: str,
     doc_version: str,
     description: str | None,
@@ -79,9 +93,12 @@ def asyncapi(
         )
     except (ValueError, TypeError) as error:
         raise click.UsageError(str(error)) from None
+    if serve:
+        serve_html(document, host, port)
+        return
     chosen = output_format or _format_of(output)
     try:
-        text = dump(document, chosen)
+        text = render_html(document) if chosen == "html" else dump(document, chosen)
     except ImportError:
         raise click.UsageError(
             "YAML output needs PyYAML: pip install 'dispytch[asyncapi]'"
@@ -118,6 +135,5 @@ def _server(text: str, exchange: str) -> Server:
 
 
 def _format_of(output: str | None) -> str:
-    if output is not None and Path(output).suffix.lower() in (".yaml", ".yml"):
-        return "yaml"
-    return "json"
+    suffix = Path(output).suffix.lower() if output is not None else ""
+    return {".yaml": "yaml", ".yml": "yaml", ".html": "html"}.get(suffix, "json")
