@@ -79,6 +79,8 @@ class RabbitMQConsumer(Consumer):
         self._consumers: list[tuple[AbstractQueue, str]] = []
         self._unsettled: dict[int, RabbitMQDelivery] = {}
         self._settlement: Settlement | None = None
+        #: the listener's topic delimiter (from the subscriptions), for reading topics back
+        self._delimiter: str | None = None
         self._started = False
         self._stopped = False
         # set by create(): the consumer owns its connection
@@ -141,6 +143,7 @@ class RabbitMQConsumer(Consumer):
         if self._started:
             raise RuntimeError("the consumer was already started")
         self._started = True
+        self._delimiter = next((s.delimiter for s in subscriptions), None)
         try:
             if self._url is not None:
                 await self._declare_own(list(subscriptions))
@@ -242,7 +245,7 @@ class RabbitMQConsumer(Consumer):
             # the connection dropped after it arrived: the broker delivers it again
             return None
         assert self._settlement is not None
-        delivery = RabbitMQDelivery(message, queue, self._settlement)
+        delivery = RabbitMQDelivery(message, queue, self._settlement, self._delimiter)
         self._unsettled[id(delivery)] = delivery
         return delivery
 
