@@ -74,6 +74,10 @@ OWNED_CONSUMER_DEFAULTS: dict[str, Any] = {"auto_offset_reset": "earliest"}
 __all__ = ["COMMIT_EXCEPTIONS", "KAFKA_CAPABILITIES", "KafkaConsumer"]
 
 
+def _NO_TOPIC(topic: str) -> bool:
+    return False
+
+
 class KafkaConsumer(Consumer):
     """A `Consumer` on an aiokafka `AIOKafkaConsumer`.
 
@@ -135,6 +139,9 @@ class KafkaConsumer(Consumer):
         self._retries_wanted = True
         #: the retry topic exists and is read: `retry_later` may store there
         self._retry_topic_read = False
+        #: the topics this consumer reads, besides its retry topic: a retry copy may only
+        #: claim one of them as its original topic
+        self.reads_topic: Callable[[str], bool] = _NO_TOPIC
         self._retry_topic: str | None = None
         self._scheduler: RetryScheduler | None = None
         self._revoke_timeout = revoke_timeout
@@ -383,6 +390,8 @@ class KafkaConsumer(Consumer):
             if retry_topic is not None:
                 self._scheduler.attach(client)
         self._retry_topic_read = retry_topic is not None
+        accepts = plan.accepts()
+        self.reads_topic = lambda topic: topic != retry_topic and accepts(topic)
         full = plan.with_topic(retry_topic)
         if current is not None and full == plan:
             return
