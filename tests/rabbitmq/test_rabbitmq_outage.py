@@ -12,6 +12,7 @@ import os
 import shutil
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,6 +25,17 @@ from dispytch.rabbitmq import RabbitMQConsumer, RabbitMQProducer
 from .conftest import RABBITMQ_URL, Names, aio_pika
 
 pytestmark = pytest.mark.rabbitmq
+
+
+BROKERS_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "brokers"
+
+
+async def whole_node(action: str) -> None:
+    """Stop or start the whole RabbitMQ node with scripts/brokers (not only the app)."""
+    process = await asyncio.create_subprocess_exec(
+        str(BROKERS_SCRIPT), action, "rabbitmq", stdout=asyncio.subprocess.DEVNULL
+    )
+    assert await asyncio.wait_for(process.wait(), 240) == 0, f"scripts/brokers {action} failed"
 
 
 async def rabbitmqctl(*args: str) -> None:
@@ -138,7 +150,7 @@ def _consumer_channel_closed(consumer: RabbitMQConsumer) -> bool:
     return all(queue.channel.is_closed for queue in consumer._queues)
 
 
-@pytest.mark.parametrize("outage", ["close_all_connections", "stop_app"])
+@pytest.mark.parametrize("outage", ["close_all_connections", "stop_app", "node_restart"])
 async def test_a_listener_stopped_during_an_outage_takes_no_delivery_once_the_broker_is_back(
     local_broker: None, names: Names, outage: str
 ) -> None:
@@ -179,16 +191,20 @@ async def test_a_listener_stopped_during_an_outage_takes_no_delivery_once_the_br
 
             if outage == "close_all_connections":
                 await rabbitmqctl("close_all_connections", "outage test")
-            else:
+            elif outage == "stop_app":
                 await rabbitmqctl("stop_app")
+            else:
+                await whole_node("stop")
             await eventually_true(lambda: _consumer_channel_closed(consumer), 10)
             stopping = asyncio.create_task(listener.stop())  # drains: e-0's handler runs
             await asyncio.sleep(0)
             if outage == "stop_app":
                 await rabbitmqctl("start_app")
+            elif outage == "node_restart":
+                await whole_node("start")
             # the robust connection comes back while the listener drains; before the fix its
             # consumer came back too and requeued every delivery at once, over and over
-            await eventually_true(lambda: not _consumer_channel_closed(consumer), 30)
+            await eventually_true(lambda: not _consumer_channel_closed(consumer), 60)
             await asyncio.sleep(2)  # the window in which the requeue loop used to run
             release.set()
             await asyncio.wait_for(stopping, 30)
@@ -196,6 +212,8 @@ async def test_a_listener_stopped_during_an_outage_takes_no_delivery_once_the_br
             release.set()
             if stopping is not None:
                 await asyncio.gather(stopping, return_exceptions=True)
+            if outage == "node_restart":
+                await whole_node("start")  # a no-op when it is up; the fixture cannot
 
     connection = await aio_pika.connect(RABBITMQ_URL, timeout=10)  # the outage closed others
     try:
