@@ -23,7 +23,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .processes import Worker
+from .processes import Records, Worker
 from .streams import Stream
 
 #: between two looks at the broker (a look itself takes a while: admin requests, rabbitmqctl)
@@ -36,18 +36,29 @@ class CatchUp:
     behind: int
     #: how long it took to catch up
     seconds: float
+    #: handler runs the records got meanwhile (every id was recorded before: all of them
+    #: handled an event again, and a stop at the start of the wait would have cut them off)
+    handled_meanwhile: int = 0
 
     def __str__(self) -> str:
         if not self.behind:
             return "caught up at once"
-        return f"{self.behind} outstanding, caught up {self.seconds:.1f}s later"
+        return (
+            f"{self.behind} outstanding, caught up {self.seconds:.1f}s later, "
+            f"{self.handled_meanwhile} handled meanwhile"
+        )
 
 
 async def wait_caught_up(
-    stream: Stream, timeout: float, workers: Sequence[Worker] = ()
+    stream: Stream,
+    timeout: float,
+    workers: Sequence[Worker] = (),
+    records: Records | None = None,
 ) -> CatchUp:
     """Wait until the stream's group has nothing outstanding; fail after `timeout` seconds,
-    or at once when one of `workers` (those consuming the stream) exits meanwhile."""
+    or at once when one of `workers` (those consuming the stream) exits meanwhile. With the
+    workers' `records`, the result says how many handler runs they recorded meanwhile."""
+    runs_before = _runs(records)
     began = time.monotonic()
     behind = left = await stream.outstanding()
     while left:
@@ -66,4 +77,8 @@ async def wait_caught_up(
             )
         await asyncio.sleep(POLL_INTERVAL)
         left = await stream.outstanding()
-    return CatchUp(behind, time.monotonic() - began)
+    return CatchUp(behind, time.monotonic() - began, _runs(records) - runs_before)
+
+
+def _runs(records: Records | None) -> int:
+    return 0 if records is None else sum(records.refresh().done.values())

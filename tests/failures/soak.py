@@ -94,7 +94,7 @@ async def soak(args: argparse.Namespace, folder: Path) -> int:
         if worker.alive and records.unique >= args.events:
             try:
                 catch_up = await wait_caught_up(
-                    stream, max(deadline - time.monotonic(), 1.0), [worker]
+                    stream, max(deadline - time.monotonic(), 1.0), [worker], records
                 )
             except AssertionError as error:
                 print(f"soak: {error}", file=sys.stderr)

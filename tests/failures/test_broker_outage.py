@@ -94,7 +94,7 @@ async def test_worker_survives_a_broker_restart_mid_stream(
         await wait_for_records(records, BEFORE + AFTER, 120, worker)
         caught_up = time.monotonic() - back
         # what was in flight when the broker went away comes back: wait until it is settled
-        catch_up = await wait_caught_up(stream, 120, [worker])
+        catch_up = await wait_caught_up(stream, 120, [worker], records)
         status = await stop_gracefully(records, worker)
         assert status == 0, worker.log_tail()
     finally:

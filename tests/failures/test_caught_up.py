@@ -41,7 +41,7 @@ async def test_every_id_recorded_is_not_yet_caught_up(
             await wait_caught_up(stream, 1.0)
 
         worker = await Worker(args, log).start()
-        catch_up = await wait_caught_up(stream, 120, [worker])
+        catch_up = await wait_caught_up(stream, 120, [worker], records)
         # caught up: the next worker has handled every event once more
         assert set(records.refresh().done.values()) == {2}, records.done.most_common(3)
         assert await stop_gracefully(records, worker) == 0, worker.log_tail()

@@ -45,7 +45,7 @@ async def test_killing_one_of_two_members_loses_no_event(
                 victim = await Worker(args, log).start()
             await emitting
         await wait_for_records(records, EVENTS, 120, survivor)
-        catch_up = await wait_caught_up(stream, 120, [survivor, victim])
+        catch_up = await wait_caught_up(stream, 120, [survivor, victim], records)
         for worker in (survivor, victim):
             assert await stop_gracefully(records, worker) == 0, worker.log_tail()
     finally:

@@ -67,7 +67,7 @@ async def test_killed_worker_loses_no_event(
         await wait_for_records(records, EVENTS, PROGRESS_TIMEOUT * 2, worker)
         # every id is recorded, but the last worker may still be handling again what a
         # killed one handled and never settled: wait until the group caught up
-        catch_up = await wait_caught_up(stream, PROGRESS_TIMEOUT * 2, [worker])
+        catch_up = await wait_caught_up(stream, PROGRESS_TIMEOUT * 2, [worker], records)
         status = await stop_gracefully(records, worker)
         assert status == 0, worker.log_tail()
     finally:
