@@ -172,7 +172,8 @@ async def test_sigterm_while_the_broker_is_down_still_exits(
 ) -> None:
     """A worker told to stop while its broker is away exits all the same (within its grace
     period and some seconds of closing), and nothing is lost: the next worker, once the broker
-    is back, handles what the first could not settle."""
+    is back, handles what the first could not settle, and once the group caught up nothing is
+    left unsettled."""
     stream = await streams(backend)
     count = 400
     async with stream.emitter() as emitter:
@@ -199,15 +200,17 @@ async def test_sigterm_while_the_broker_is_down_still_exits(
         at_stop = records.refresh().unique
         worker = await Worker(args, log).start()
         await wait_for_records(records, count, 90, worker)
+        catch_up = await wait_caught_up(stream, 90, [worker], records)
         assert await stop_gracefully(records, worker) == 0, worker.log_tail()
     finally:
         await worker.kill()
     assert not {tick_id(seq) for seq in range(count)} - set(records.done)
+    assert await stream.unsettled() == 0
     outcome = "hung, SIGKILLed" if hang else f"exit status {status}"
     report(
         f"{backend}: SIGTERM with the broker down: {outcome} after {exit_took:.1f}s "
         f"({at_stop} of {count} handled); the next worker handled the rest; "
-        f"duplicates {records.duplicates}"
+        f"duplicates {records.duplicates}; at every id recorded: {catch_up}"
     )
     if hang is not None:
         raise hang
