@@ -1,10 +1,10 @@
 """The backend contract (see `dispytch.backends.base`)."""
 
+from typing import Any
+
 from dispytch.backends.base import (
-    ATTEMPT_HEADER,
     Capabilities,
     Consumer,
-    DeadLetterReason,
     Delivery,
     ListenerNeeds,
     OutgoingMessage,
@@ -13,13 +13,19 @@ from dispytch.backends.base import (
 )
 
 __all__ = [
-    "ATTEMPT_HEADER",
     "Capabilities",
     "Consumer",
-    "DeadLetterReason",
     "Delivery",
     "ListenerNeeds",
     "OutgoingMessage",
     "Producer",
     "Subscription",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # DeadLetterReason and ATTEMPT_HEADER moved to dispytch.reasons: importing them from here
+    # still works, with a DeprecationWarning
+    from dispytch.backends import base
+
+    return base.__getattr__(name)

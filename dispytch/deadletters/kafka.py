@@ -25,7 +25,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 import contextlib
 
-from dispytch.backends.base import DeadLetterReason, OutgoingMessage
+from dispytch.backends.base import OutgoingMessage
 from dispytch.credentials import masked_options
 from dispytch.deadletters._kafka_progress import PartitionProgress
 from dispytch.deadletters.errors import (
@@ -40,6 +40,7 @@ from dispytch.kafka._client import CONNECTION_OPTIONS
 from dispytch.kafka._errors import KAFKA_EXCEPTIONS, connection_error
 from dispytch.kafka.config import header_text
 from dispytch.kafka.producer import KafkaProducer
+from dispytch.reasons import DeadLetterReason
 
 DEFAULT_REPLAY_GROUP = "dispytch-dlq-replay"
 

@@ -15,7 +15,7 @@ import contextlib
 from collections.abc import AsyncGenerator
 from typing import Any
 
-from dispytch.backends.base import DeadLetterReason, OutgoingMessage
+from dispytch.backends.base import OutgoingMessage
 from dispytch.credentials import masked, masked_url, url_secrets
 from dispytch.deadletters.errors import DeadLetterSourceError, NotReplayableError
 from dispytch.deadletters.letter import DeadLetter, decode_envelope
@@ -34,6 +34,7 @@ from dispytch.rabbitmq.headers import GROUP_HEADER, KEY_HEADER, TOPIC_HEADER, de
 from dispytch.rabbitmq.headers import to_text_headers as application_headers
 from dispytch.rabbitmq.producer import RabbitMQProducer
 from dispytch.rabbitmq.topology import DEFAULT_EXCHANGE, Topology
+from dispytch.reasons import DeadLetterReason
 
 DEFAULT_DEAD_LETTER_QUEUE = Topology(DEFAULT_EXCHANGE).dead_letter_queue
 

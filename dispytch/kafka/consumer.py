@@ -19,14 +19,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka import errors as kafka_errors
 
-from dispytch.backends.base import (
-    Capabilities,
-    Consumer,
-    DeadLetterReason,
-    Delivery,
-    ListenerNeeds,
-    Subscription,
-)
+from dispytch.backends.base import Capabilities, Consumer, Delivery, ListenerNeeds, Subscription
 from dispytch.errors import ConsumerStoppedError
 from dispytch.kafka._client import (
     bounded,
@@ -43,6 +36,7 @@ from dispytch.kafka._dead_letters import (
     DEFAULT_DEAD_LETTER_SUFFIX,
     DeadLetterPublisher,
     dead_letter_topic_namer,
+    stored_headers,
 )
 from dispytch.kafka._delivery import KafkaDelivery
 from dispytch.kafka._errors import KAFKA_EXCEPTIONS, connection_error
@@ -332,9 +326,14 @@ class KafkaConsumer(Consumer):
         if self._scheduler is not None:
             self._scheduler.release(tp)  # a held retry partition reads the nacked record now
 
-    async def _store_dead_letter(self, delivery: KafkaDelivery, reason: DeadLetterReason) -> None:
+    async def _store_dead_letter(
+        self, delivery: KafkaDelivery, headers: Mapping[str, str]
+    ) -> None:
         await self._dead_letters.publish(
-            delivery.topic, delivery.value, delivery.key, delivery.raw_headers, reason
+            delivery.topic,
+            delivery.value,
+            delivery.key,
+            stored_headers(headers, delivery.headers, delivery.raw_headers),
         )
 
     async def _store_retry(
