@@ -17,7 +17,6 @@ import logging
 import sys
 from collections.abc import Callable, Coroutine, Iterable, Iterator
 from typing import Any, TextIO, TypeVar
-from urllib.parse import urlsplit
 
 import click
 
@@ -209,17 +208,6 @@ def _run(
     options: dict[str, Any],
 ) -> None:
     """Open the store the options name, run `body` with it and the filter, map errors."""
-    source_topic = options["source_topic"]
-    original_topics: list[str] = []
-    if source_topic is not None and urlsplit(options["broker"]).scheme.startswith("amqp"):
-        original_topics, source_topic = [source_topic], None  # one queue holds every topic
-    selection = LetterFilter.of(
-        event_types=options.get("event_type", ()),
-        error_types=options.get("error_type", ()),
-        stages=options.get("stage", ()),
-        original_topics=original_topics,
-        error_contains=options.get("error_contains"),
-    )
 
     def shown(error: BaseException) -> str:
         return _shown(str(error))
@@ -229,7 +217,7 @@ def _run(
             store = open_store(
                 options["broker"],
                 topic=options["topic"],
-                source_topic=source_topic,
+                source_topic=options["source_topic"],
                 queue=options["queue"],
                 exchange=options["exchange"],
                 replay_group=options["replay_group"],
@@ -238,6 +226,15 @@ def _run(
             raise click.UsageError(shown(error)) from None
         except ImportError as error:  # a backend's extra is missing
             raise click.ClickException(shown(error)) from None
+        source_topic = options["source_topic"]
+        selection = LetterFilter.of(
+            event_types=options.get("event_type", ()),
+            error_types=options.get("error_type", ()),
+            stages=options.get("stage", ()),
+            # one destination for every topic: --source-topic selects letters, not the store
+            original_topics=[source_topic] if source_topic and store.holds_every_topic else [],
+            error_contains=options.get("error_contains"),
+        )
 
         async def main() -> None:
             async with store:

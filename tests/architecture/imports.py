@@ -38,13 +38,14 @@ def _module_level(body: list[ast.stmt]) -> Iterator[ast.stmt]:
                 yield from _module_level(node.finalbody)
 
 
-def imported_modules(name: str, path: Path, known: set[str]) -> set[str]:
-    """The `dispytch` modules `name` imports at module level (a `from package import name`
-    that names a submodule counts as importing that submodule)."""
+def imported_modules(name: str, path: Path, known: set[str], everywhere: bool = False) -> set[str]:
+    """The `dispytch` modules `name` imports at module level (`everywhere`: inside functions
+    too). A `from package import name` that names a submodule imports that submodule."""
     tree = ast.parse(path.read_text(), str(path))
     is_package = path.name == "__init__.py"
     found: set[str] = set()
-    for node in _module_level(tree.body):
+    nodes = ast.walk(tree) if everywhere else _module_level(tree.body)
+    for node in nodes:
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -101,3 +102,4 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
         if node not in index:
             visit(node)
     return sorted(found)
+
