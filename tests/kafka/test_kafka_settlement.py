@@ -102,7 +102,7 @@ async def test_dead_letter_lands_in_the_dlq_topic_with_the_reason(
         topic,
         [b"poison"],
         key=b"k1",
-        headers=[("trace", b"t-1"), ("dispytch-dlq-stage", b"old")],
+        headers=[("trace", b"t-1"), ("bin", b"\xff\xfe"), ("dispytch-dlq-stage", b"old")],
     )
     group = group_name()
     consumer = KafkaConsumer.create(bootstrap, group, topics=[topic], commit_interval=0.05)
@@ -115,6 +115,7 @@ async def test_dead_letter_lands_in_the_dlq_topic_with_the_reason(
     assert value == b"poison"
     assert key == b"k1"
     assert headers["trace"] == b"t-1"
+    assert headers.pop("bin") == b"\xff\xfe"  # passed on unchanged: the bytes it was stored with
     decoded = {name: item.decode() for name, item in headers.items()}
     assert DeadLetterReason.from_headers(decoded) == reason(topic)
 
