@@ -1,8 +1,11 @@
 """The backend contract (see `dispytch.backends.base`)."""
 
+import importlib
+import warnings
 from typing import Any
 
 from dispytch.backends.base import (
+    _MOVED,
     Capabilities,
     Consumer,
     Delivery,
@@ -26,6 +29,12 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     # DeadLetterReason and ATTEMPT_HEADER moved to dispytch.reasons: importing them from here
     # still works, with a DeprecationWarning
-    from dispytch.backends import base
-
-    return base.__getattr__(name)
+    home = _MOVED.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    warnings.warn(
+        f"{__name__}.{name} moved to {home}.{name}; import it from there",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return getattr(importlib.import_module(home), name)
