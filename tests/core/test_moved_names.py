@@ -31,5 +31,4 @@ def test_a_moved_name_still_imports_and_warns(
 
 def test_an_unknown_name_is_still_an_attribute_error() -> None:
     for module in ("dispytch.backends", "dispytch.backends.base", "dispytch.deadletters"):
-        with pytest.raises(AttributeError):
-            importlib.import_module(module).NoSuchName
+        assert not hasattr(importlib.import_module(module), "NoSuchName")
