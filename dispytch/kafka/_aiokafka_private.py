@@ -25,7 +25,6 @@ READS: tuple[tuple[type, str], ...] = (
     (AIOKafkaConsumer, "_enable_auto_commit"),
     (AIOKafkaConsumer, "_subscription._subscribed_pattern"),
     (AIOKafkaConsumer, "_subscription._listener"),
-    (AIOKafkaConsumer, "_subscription.subscription"),
     (AIOKafkaConsumer, "_fetcher"),
     (AIOKafkaProducer, "_sender.sender_task"),
 )
@@ -56,17 +55,13 @@ def auto_commit_enabled(client: AIOKafkaConsumer) -> bool:
 
 
 def subscription(client: AIOKafkaConsumer) -> tuple[frozenset[str], str | None] | None:
-    """The topics or the pattern a client is subscribed to; None when it is not subscribed."""
-    state = getattr(client, "_subscription", None)
-    if state is None:
-        return None
-    pattern = getattr(state, "_subscribed_pattern", None)
+    """The topics or the pattern a client is subscribed to; None when it is not subscribed.
+    The topics are public (`subscription()`); a pattern is not."""
+    pattern = getattr(getattr(client, "_subscription", None), "_subscribed_pattern", None)
     if pattern is not None:
         return frozenset(), pattern.pattern
-    current = getattr(state, "subscription", None)
-    if current is None:
-        return None
-    return frozenset(current.topics), None
+    topics = frozenset(client.subscription())
+    return (topics, None) if topics else None
 
 
 def put_listener_first(client: AIOKafkaConsumer, listener: Any) -> Any:
