@@ -44,7 +44,8 @@ def dlq() -> None:
 
     Select the broker with --broker (or DISPYTCH_BROKER_URL): kafka://host:9092 reads a
     dead-letter topic (--topic orders.dlq, or --source-topic orders); amqp://user:pw@host:5672/
-    reads a dead-letter queue (--queue, default dispytch.dlq).
+    reads a dead-letter queue (--queue, default dispytch.dlq). Other backends add their own
+    schemes (the dispytch.dead_letter_stores entry point group).
     """
 
 
