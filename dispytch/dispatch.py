@@ -18,11 +18,11 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import from_json
 
-from dispytch.backends.base import ATTEMPT_HEADER, DeadLetterReason, Delivery
+from dispytch.backends.base import Delivery
 from dispytch.di.plan import HandlerPlan
 from dispytch.envelope import Envelope, read_envelope
 from dispytch.events import Event
-from dispytch.reasons import next_attempt, reason_for
+from dispytch.reasons import DeadLetterReason, attempt_of, dead_letter_headers, reason_for
 from dispytch.retrying import GIVE_BACK, FinalFailure, GiveBack, Retrier
 from dispytch.routing.group import HandlerSpec
 from dispytch.routing.router import Match, Router, Segments
@@ -127,8 +127,7 @@ class Dispatcher:
         if not matches:
             await self._unhandled(delivery, envelope)
             return
-        previous_attempts = delivery.headers.get(ATTEMPT_HEADER)
-        attempt = 1 if previous_attempts is None else next_attempt(previous_attempts)
+        attempt = attempt_of(delivery)
         failure: DeadLetterReason | GiveBack | None
         if len(matches) == 1:
             # one handler, the common case: run here rather than in a coroutine of its own
@@ -366,7 +365,7 @@ class Dispatcher:
 
     async def dead_letter(self, delivery: Delivery, reason: DeadLetterReason) -> None:
         try:
-            await delivery.dead_letter(reason)
+            await delivery.dead_letter(dead_letter_headers(delivery.headers, reason))
         except (Exception, asyncio.CancelledError) as error:  # a client's cancelled future
             if not is_failure(error):
                 raise

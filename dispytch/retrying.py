@@ -13,7 +13,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from dispytch.backends.base import ATTEMPT_HEADER, Delivery
+from dispytch.backends.base import Delivery
+from dispytch.reasons import ATTEMPT_HEADER
 from dispytch.routing.group import HandlerSpec
 from dispytch.scheduling import is_failure
 

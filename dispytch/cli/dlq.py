@@ -17,7 +17,6 @@ import logging
 import sys
 from collections.abc import Callable, Coroutine, Iterable, Iterator
 from typing import Any, TextIO, TypeVar
-from urllib.parse import urlsplit
 
 import click
 
@@ -45,7 +44,8 @@ def dlq() -> None:
 
     Select the broker with --broker (or DISPYTCH_BROKER_URL): kafka://host:9092 reads a
     dead-letter topic (--topic orders.dlq, or --source-topic orders); amqp://user:pw@host:5672/
-    reads a dead-letter queue (--queue, default dispytch.dlq).
+    reads a dead-letter queue (--queue, default dispytch.dlq). Other backends add their own
+    schemes (the dispytch.dead_letter_stores entry point group).
     """
 
 
@@ -209,17 +209,6 @@ def _run(
     options: dict[str, Any],
 ) -> None:
     """Open the store the options name, run `body` with it and the filter, map errors."""
-    source_topic = options["source_topic"]
-    original_topics: list[str] = []
-    if source_topic is not None and urlsplit(options["broker"]).scheme.startswith("amqp"):
-        original_topics, source_topic = [source_topic], None  # one queue holds every topic
-    selection = LetterFilter.of(
-        event_types=options.get("event_type", ()),
-        error_types=options.get("error_type", ()),
-        stages=options.get("stage", ()),
-        original_topics=original_topics,
-        error_contains=options.get("error_contains"),
-    )
 
     def shown(error: BaseException) -> str:
         return _shown(str(error))
@@ -229,7 +218,7 @@ def _run(
             store = open_store(
                 options["broker"],
                 topic=options["topic"],
-                source_topic=source_topic,
+                source_topic=options["source_topic"],
                 queue=options["queue"],
                 exchange=options["exchange"],
                 replay_group=options["replay_group"],
@@ -238,6 +227,15 @@ def _run(
             raise click.UsageError(shown(error)) from None
         except ImportError as error:  # a backend's extra is missing
             raise click.ClickException(shown(error)) from None
+        source_topic = options["source_topic"]
+        selection = LetterFilter.of(
+            event_types=options.get("event_type", ()),
+            error_types=options.get("error_type", ()),
+            stages=options.get("stage", ()),
+            # one destination for every topic: --source-topic selects letters, not the store
+            original_topics=[source_topic] if source_topic and store.holds_every_topic else [],
+            error_contains=options.get("error_contains"),
+        )
 
         async def main() -> None:
             async with store:

@@ -19,16 +19,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka import errors as kafka_errors
 
+from dispytch.kafka._commit import OffsetCommitter
 from dispytch.kafka._errors import KAFKA_EXCEPTIONS
-from dispytch.kafka._offsets import PartitionOffsets
-
-if TYPE_CHECKING:
-    from dispytch.kafka.consumer import KafkaConsumer
+from dispytch.kafka._fetch import RecordFetcher
+from dispytch.kafka._offsets import CommitTracker, PartitionOffsets
+from dispytch.kafka._retry import RetryScheduler
 
 log = logging.getLogger("dispytch.kafka")
 
@@ -38,10 +38,22 @@ _LOOKUP_ERRORS: tuple[type[BaseException], ...] = (asyncio.TimeoutError, *KAFKA_
 _LOG_START_TIMEOUT = 10.0
 
 
+class RewindingConsumer(Protocol):
+    """The parts of the consumer a rewinder works with (a protocol, so that this module does
+    not import the consumer's)."""
+
+    _client: AIOKafkaConsumer | None
+    _closed: bool
+    _committer: OffsetCommitter
+    _fetcher: RecordFetcher
+    _scheduler: RetryScheduler | None
+    _tracker: CommitTracker
+
+
 class Rewinder:
     """Seeks partitions back for nacked offsets, and admits fetched records accordingly."""
 
-    def __init__(self, consumer: KafkaConsumer) -> None:
+    def __init__(self, consumer: RewindingConsumer) -> None:
         self._consumer = consumer
         self._checks: set[asyncio.Task[None]] = set()
 

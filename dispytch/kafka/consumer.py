@@ -19,14 +19,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
-from dispytch.backends.base import (
-    Capabilities,
-    Consumer,
-    DeadLetterReason,
-    Delivery,
-    ListenerNeeds,
-    Subscription,
-)
+from dispytch.backends.base import Capabilities, Consumer, Delivery, ListenerNeeds, Subscription
 from dispytch.errors import ConsumerStoppedError
 from dispytch.kafka._client import (
     bounded,
@@ -43,6 +36,7 @@ from dispytch.kafka._dead_letters import (
     DEFAULT_DEAD_LETTER_SUFFIX,
     DeadLetterPublisher,
     dead_letter_topic_namer,
+    stored_headers,
 )
 from dispytch.kafka._delivery import KafkaDelivery
 from dispytch.kafka._errors import KAFKA_EXCEPTIONS, connection_error
@@ -320,9 +314,14 @@ class KafkaConsumer(Consumer):
     def _redeliver(self, offsets: PartitionOffsets, offset: int, delay: float | None) -> None:
         self._rewinder.nack(offsets, offset, delay)
 
-    async def _store_dead_letter(self, delivery: KafkaDelivery, reason: DeadLetterReason) -> None:
+    async def _store_dead_letter(
+        self, delivery: KafkaDelivery, headers: Mapping[str, str]
+    ) -> None:
         await self._dead_letters.publish(
-            delivery.topic, delivery.value, delivery.key, delivery.raw_headers, reason
+            delivery.topic,
+            delivery.value,
+            delivery.key,
+            stored_headers(headers, delivery.headers, delivery.raw_headers),
         )
 
     async def _store_retry(

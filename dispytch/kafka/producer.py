@@ -11,6 +11,7 @@ from aiokafka import AIOKafkaProducer
 
 from dispytch.backends.base import OutgoingMessage, Producer, mark_confirmed
 from dispytch.errors import BackendError
+from dispytch.kafka._aiokafka_private import producer_started
 from dispytch.kafka._errors import (
     KAFKA_EXCEPTIONS,
     SEND_EXCEPTIONS,
@@ -72,7 +73,7 @@ class KafkaProducer(Producer):
                 return
             if self._options is not None:
                 self._client = AIOKafkaProducer(**self._options)
-            elif not _producer_running(self._client):
+            elif not producer_started(self._client):
                 self._owns_client = True
             client = self._client
             assert client is not None
@@ -219,11 +220,6 @@ def _ack_error(ack: asyncio.Future[Any], late: set[asyncio.Future[Any]]) -> Base
 def _retrieve(ack: asyncio.Future[Any]) -> None:
     if not ack.cancelled():
         ack.exception()
-
-
-def _producer_running(client: AIOKafkaProducer) -> bool:
-    sender = getattr(client, "_sender", None)
-    return getattr(sender, "sender_task", None) is not None
 
 
 async def _quiet_stop(client: AIOKafkaProducer) -> None:

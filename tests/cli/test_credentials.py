@@ -17,15 +17,10 @@ from urllib.parse import urlsplit
 import pytest
 
 from dispytch.credentials import MASK, masked, masked_options, masked_url, url_secrets
-from dispytch.deadletters import (
-    KafkaDeadLetterStore,
-    RabbitMQDeadLetterStore,
-    StoreUsageError,
-    open_store,
-)
+from dispytch.deadletters import StoreUsageError, open_store
 from dispytch.errors import BrokerUnavailableError
-from dispytch.kafka import KafkaConsumer, KafkaProducer
-from dispytch.rabbitmq import RabbitMQConsumer, RabbitMQProducer
+from dispytch.kafka import KafkaConsumer, KafkaDeadLetterStore, KafkaProducer
+from dispytch.rabbitmq import RabbitMQConsumer, RabbitMQDeadLetterStore, RabbitMQProducer
 
 PASSWORD = "S3cr3t-Pw0rd"
 #: percent-encoded in URLs; shown decoded it would read "Odd@Pa/ss9"

@@ -8,7 +8,6 @@ from collections.abc import Mapping
 from pydantic import BaseModel
 
 from dispytch import Event, EventListener
-from dispytch.backends.base import DeadLetterReason
 from dispytch.dispatch import DEAD_LETTER_RETRY_DELAY
 from dispytch.errors import BackendError, EmitTimeoutError
 
@@ -28,7 +27,7 @@ class UnwritableDeadLetters(ScriptedDelivery):
         super().__init__(topic, value)
         self.nack_delays: list[float | None] = []
 
-    async def dead_letter(self, reason: DeadLetterReason) -> None:
+    async def dead_letter(self, headers: Mapping[str, str]) -> None:
         self.outcomes.append("dead_letter failed")
         raise BackendError("dead-letter topic unavailable")
 

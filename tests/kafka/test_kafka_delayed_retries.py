@@ -11,9 +11,10 @@ import pytest
 from pydantic import BaseModel
 
 from dispytch import Event, EventBase, EventEmitter, EventListener
-from dispytch.backends.base import ATTEMPT_HEADER, ListenerNeeds, Subscription
+from dispytch.backends.base import ListenerNeeds, Subscription
 from dispytch.kafka import KafkaConsumer, KafkaProducer
 from dispytch.kafka.consumer import NO_RETRY_TOPIC_CAPABILITIES
+from dispytch.reasons import ATTEMPT_HEADER
 
 from .conftest import NewTopicFactory
 from .kafka_helpers import eventually, group_name, produce, read_topic, receive_n, receive_none

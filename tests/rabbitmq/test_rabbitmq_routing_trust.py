@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from dispytch import Event, EventListener
-from dispytch.backends.base import DeadLetterReason
 from dispytch.rabbitmq import RabbitMQConsumer
+from dispytch.reasons import DeadLetterReason
 
 from .conftest import Names, aio_pika, eventually
 

@@ -4,7 +4,7 @@ Reading uses a consumer that is assigned every partition by hand (it never joins
 it takes nothing from anyone) and reads each one, in partition order, from its start to the
 end offset it had when the read started. Replay progress is the committed offset (and commit
 metadata) of the consumer group `replay_group` on the dead-letter topic; see
-`_kafka_progress` and docs/dead-letters.md.
+`dispytch.kafka._replay_progress` and docs/dead-letters.md.
 """
 
 from __future__ import annotations
@@ -25,9 +25,8 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 import contextlib
 
-from dispytch.backends.base import DeadLetterReason, OutgoingMessage
-from dispytch.credentials import masked_options
-from dispytch.deadletters._kafka_progress import PartitionProgress
+from dispytch.backends.base import OutgoingMessage
+from dispytch.credentials import masked_options, masked_url
 from dispytch.deadletters.errors import (
     DeadLetterSourceError,
     NotReplayableError,
@@ -35,11 +34,14 @@ from dispytch.deadletters.errors import (
 )
 from dispytch.deadletters.letter import DeadLetter, decode_envelope
 from dispytch.deadletters.store import DeadLetterStore
+from dispytch.deadletters.url import StoreOptions, StoreUsageError
 from dispytch.errors import BackendError, BrokerUnavailableError
 from dispytch.kafka._client import CONNECTION_OPTIONS
 from dispytch.kafka._errors import KAFKA_EXCEPTIONS, connection_error
+from dispytch.kafka._replay_progress import PartitionProgress
 from dispytch.kafka.config import header_text
 from dispytch.kafka.producer import KafkaProducer
+from dispytch.reasons import DeadLetterReason
 
 DEFAULT_REPLAY_GROUP = "dispytch-dlq-replay"
 
@@ -309,3 +311,33 @@ class KafkaDeadLetterStore(DeadLetterStore):
 async def _quiet_stop(consumer: AIOKafkaConsumer) -> None:
     with contextlib.suppress(*KAFKA_EXCEPTIONS):
         await consumer.stop()
+
+
+DEAD_LETTER_SUFFIX = ".dlq"
+
+
+def open_from_url(broker_url: str, options: StoreOptions) -> KafkaDeadLetterStore:
+    """The store of `kafka://host:9092[,host2:9092]` (the `kafka` entry of the
+    `dispytch.dead_letter_stores` table): the dead-letter topic `options.topic`, or
+    `<options.source_topic>.dlq`."""
+    options.refuse(
+        "queue", "exchange", because="--queue and --exchange are for RabbitMQ; Kafka takes --topic"
+    )
+    if options.topic is None and options.source_topic is None:
+        raise StoreUsageError("name the dead-letter topic: --topic T.dlq or --source-topic T")
+    if options.topic is not None and options.source_topic is not None:
+        raise StoreUsageError("give --topic or --source-topic, not both")
+    servers = broker_url.split("://", 1)[1].strip("/")
+    if not servers:
+        raise StoreUsageError(f"no host in {masked_url(broker_url)!r}")
+    if "@" in servers:
+        raise StoreUsageError(
+            f"{masked_url(broker_url)!r}: a kafka:// URL takes no credentials; "
+            "use KafkaDeadLetterStore(..., sasl_plain_username=..., sasl_plain_password=...)"
+        )
+    topic = options.topic
+    if topic is None:
+        topic = f"{options.source_topic}{DEAD_LETTER_SUFFIX}"
+    return KafkaDeadLetterStore(
+        servers, topic, replay_group=options.replay_group or DEFAULT_REPLAY_GROUP
+    )

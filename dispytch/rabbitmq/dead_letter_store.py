@@ -14,12 +14,14 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncGenerator
 from typing import Any
+from urllib.parse import urlsplit
 
-from dispytch.backends.base import DeadLetterReason, OutgoingMessage
+from dispytch.backends.base import OutgoingMessage
 from dispytch.credentials import masked, masked_url, url_secrets
 from dispytch.deadletters.errors import DeadLetterSourceError, NotReplayableError
 from dispytch.deadletters.letter import DeadLetter, decode_envelope
 from dispytch.deadletters.store import DeadLetterStore
+from dispytch.deadletters.url import StoreOptions, StoreUsageError
 from dispytch.errors import BrokerUnavailableError, UnroutableMessageError
 from dispytch.rabbitmq._amqp import (
     AbstractChannel,
@@ -34,6 +36,7 @@ from dispytch.rabbitmq.headers import GROUP_HEADER, KEY_HEADER, TOPIC_HEADER, de
 from dispytch.rabbitmq.headers import to_text_headers as application_headers
 from dispytch.rabbitmq.producer import RabbitMQProducer
 from dispytch.rabbitmq.topology import DEFAULT_EXCHANGE, Topology
+from dispytch.reasons import DeadLetterReason
 
 DEFAULT_DEAD_LETTER_QUEUE = Topology(DEFAULT_EXCHANGE).dead_letter_queue
 
@@ -45,6 +48,8 @@ class RabbitMQDeadLetterStore(DeadLetterStore):
     `.dlq` suffix (the backend's naming: `RabbitMQConsumer.create(url, group, exchange=X)`
     dead-letters into `X.dlq`).
     """
+
+    holds_every_topic = True
 
     def __init__(
         self,
@@ -243,3 +248,19 @@ async def _give_back(channel: AbstractChannel, held: list[AbstractIncomingMessag
         if not channel.is_closed:
             with contextlib.suppress(*CONNECTION_ERRORS):
                 await channel.close()
+
+
+def open_from_url(broker_url: str, options: StoreOptions) -> RabbitMQDeadLetterStore:
+    """The store of `amqp://user:password@host:5672/vhost` or `amqps://...` (the `amqp` and
+    `amqps` entries of the `dispytch.dead_letter_stores` table): the dead-letter queue
+    `options.queue` (default `dispytch.dlq`), replayed through `options.exchange`. The queue
+    holds every topic's letters: `source_topic` is left to the caller's filter."""
+    options.refuse("topic", because="--topic is for Kafka; RabbitMQ takes --queue")
+    options.refuse("replay_group", because="--replay-group is for Kafka")
+    try:
+        _ = urlsplit(broker_url).port
+    except ValueError as error:
+        raise StoreUsageError(f"invalid broker URL {masked_url(broker_url)!r}: {error}") from None
+    return RabbitMQDeadLetterStore(
+        broker_url, options.queue or DEFAULT_DEAD_LETTER_QUEUE, exchange=options.exchange
+    )
