@@ -37,6 +37,7 @@ from dispytch.deadletters.store import DeadLetterStore
 from dispytch.errors import BackendError, BrokerUnavailableError
 from dispytch.kafka._client import CONNECTION_OPTIONS
 from dispytch.kafka._errors import KAFKA_EXCEPTIONS, connection_error
+from dispytch.kafka._secure import start_error, warn_if_insecure
 from dispytch.kafka.config import header_text
 from dispytch.kafka.producer import KafkaProducer
 
@@ -154,6 +155,7 @@ class KafkaDeadLetterStore(DeadLetterStore):
     async def _ready(self) -> AIOKafkaConsumer:
         if self._consumer is not None:
             return self._consumer
+        warn_if_insecure(self._options, "the Kafka dead-letter store")
         partitions = await self._partitions_of_topic()
         consumer = AIOKafkaConsumer(
             **self._options,
@@ -166,7 +168,7 @@ class KafkaDeadLetterStore(DeadLetterStore):
             await consumer.start()
         except KAFKA_EXCEPTIONS as error:
             await _quiet_stop(consumer)
-            raise connection_error(error, "connecting") from error
+            raise await start_error(error, self._start_options(), "connecting") from error
         self._partitions = [TopicPartition(self.topic, p) for p in partitions]
         consumer.assign(self._partitions)
         consumer.pause(*self._partitions)
@@ -183,7 +185,9 @@ class KafkaDeadLetterStore(DeadLetterStore):
                 raise DeadLetterSourceError(f"Kafka has no topic {self.topic!r}")
             described = await admin.describe_topics([self.topic])
         except KAFKA_EXCEPTIONS as error:
-            raise connection_error(error, "reading the topic's partitions") from error
+            raise await start_error(
+                error, self._start_options(), "reading the topic's partitions"
+            ) from error
         finally:
             await admin.close()
         partitions = sorted(
@@ -201,6 +205,9 @@ class KafkaDeadLetterStore(DeadLetterStore):
 
     def _connection_options(self) -> dict[str, Any]:
         return {k: v for k, v in self._options.items() if k in CONNECTION_OPTIONS}
+
+    def _start_options(self) -> dict[str, Any]:
+        return {**self._options, "bootstrap_servers": self._servers}
 
     async def _load_progress(
         self, beginning: dict[TopicPartition, int]

@@ -12,6 +12,7 @@ only then acks the dead letter.
 from __future__ import annotations
 
 import contextlib
+import ssl
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -24,9 +25,9 @@ from dispytch.rabbitmq._amqp import (
     AbstractChannel,
     AbstractConnection,
     AbstractIncomingMessage,
-    aio_pika,
     aiormq,
 )
+from dispytch.rabbitmq._connect import connect
 from dispytch.rabbitmq._errors import CONNECTION_ERRORS
 from dispytch.rabbitmq.config import RabbitMQEventConfig
 from dispytch.rabbitmq.headers import GROUP_HEADER, KEY_HEADER, TOPIC_HEADER, decode_key
@@ -42,7 +43,8 @@ class RabbitMQDeadLetterStore(DeadLetterStore):
 
     Replays go to the topic exchange `exchange`; by default the queue's name without its
     `.dlq` suffix (the backend's naming: `RabbitMQConsumer.create(url, group, exchange=X)`
-    dead-letters into `X.dlq`).
+    dead-letters into `X.dlq`). TLS: an `amqps://` URL, with `ssl_context` (or the URL's
+    `cafile`, `certfile`, `keyfile`).
     """
 
     def __init__(
@@ -54,6 +56,7 @@ class RabbitMQDeadLetterStore(DeadLetterStore):
         publish_timeout: float = 30.0,
         connect_timeout: float = 10.0,
         get_timeout: float = 10.0,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         if exchange is None and queue.endswith(".dlq"):
             exchange = queue[: -len(".dlq")]
@@ -61,6 +64,7 @@ class RabbitMQDeadLetterStore(DeadLetterStore):
         self.exchange = exchange
         self.source = f"RabbitMQ queue {queue!r}"
         self._url = url
+        self._ssl_context = ssl_context
         self._publish_timeout = publish_timeout
         self._connect_timeout = connect_timeout
         self._get_timeout = get_timeout
@@ -129,10 +133,12 @@ class RabbitMQDeadLetterStore(DeadLetterStore):
 
     async def _ready(self) -> AbstractConnection:
         if self._connection is None:
-            try:
-                self._connection = await aio_pika.connect(self._url, timeout=self._connect_timeout)
-            except CONNECTION_ERRORS as error:
-                raise BrokerUnavailableError(f"cannot connect to RabbitMQ: {error!r}") from error
+            self._connection = await connect(
+                self._url,
+                ssl_context=self._ssl_context,
+                timeout=self._connect_timeout,
+                what="the RabbitMQ dead-letter store",
+            )
         return self._connection
 
     async def _ready_producer(self) -> RabbitMQProducer:
@@ -147,6 +153,7 @@ class RabbitMQDeadLetterStore(DeadLetterStore):
                 timeout=self._publish_timeout,
                 topic_delimiter=None,
                 connect_timeout=self._connect_timeout,
+                ssl_context=self._ssl_context,
             )
             await producer.start()
             self._producer = producer
