@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import click
 
 from dispytch.cli import render
+from dispytch.cli.connection import connection_options, connection_settings
 from dispytch.deadletters import (
     DeadLetter,
     DeadLetterStore,
@@ -36,8 +37,10 @@ def dlq() -> None:
     """List, show and replay dead letters.
 
     Select the broker with --broker (or DISPYTCH_BROKER_URL): kafka://host:9092 reads a
-    dead-letter topic (--topic orders.dlq, or --source-topic orders); amqp://user:pw@host:5672/
-    reads a dead-letter queue (--queue, default dispytch.dlq).
+    dead-letter topic (--topic orders.dlq, or --source-topic orders); amqp://user@host:5672/
+    reads a dead-letter queue (--queue, default dispytch.dlq). kafka+ssl:// and amqps:// use
+    TLS. Give the password with --password-file or DISPYTCH_BROKER_PASSWORD rather than in
+    the URL, so that it stays out of the shell's history (docs/security.md).
     """
 
 
@@ -48,8 +51,8 @@ def source_options(command: F) -> F:
             envvar="DISPYTCH_BROKER_URL",
             required=True,
             metavar="URL",
-            help="kafka://host:port[,host:port] or amqp://user:password@host:port/vhost "
-            "(default: $DISPYTCH_BROKER_URL).",
+            help="kafka://host:port[,host:port], kafka+ssl://..., amqp://user@host:port/vhost "
+            "or amqps://... (default: $DISPYTCH_BROKER_URL).",
         ),
         click.option("--topic", help="Kafka: the dead-letter topic."),
         click.option(
@@ -67,6 +70,7 @@ def source_options(command: F) -> F:
             "(default dispytch-dlq-replay).",
         ),
     ]
+    command = connection_options(command)  # listed after these in --help
     for option in reversed(options):
         command = option(command)
     return command
@@ -220,6 +224,7 @@ def _run(
             queue=options["queue"],
             exchange=options["exchange"],
             replay_group=options["replay_group"],
+            **connection_settings(options),
         )
     except StoreUsageError as error:
         raise click.UsageError(str(error)) from None
