@@ -240,9 +240,7 @@ class KafkaConsumer(Consumer):
                 await client.start()
             except KAFKA_EXCEPTIONS as exc:
                 await quiet_stop(client)
-                raise await start_error(
-                    exc, self._create_options, "starting the consumer"
-                ) from exc
+                raise await start_error(exc, self._create_options, "starting the consumer") from exc
         self._stop_signal = asyncio.get_running_loop().create_future()
         self._committer.start(client)
         self._started = True
