@@ -11,6 +11,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -136,6 +137,18 @@ def test_dlq_list_show_and_replay_over_kafka_sasl_ssl(
     assert letter["event_type"] == "order_cancelled"
     nowhere(listener.password, shown)
 
+    # everything in the URL works too (the password percent-encoded), and is not shown
+    in_url = (
+        f"kafka+ssl://{listener.username}:{quote(listener.password, safe='')}@{listener.address}"
+    )
+    dry_run = dispytch(
+        "dlq", "replay", "--dry-run", "--broker", in_url, "--topic", topic + ".dlq",
+        "--ca-file", listener.ca_file,
+    )  # fmt: skip
+    assert dry_run.exit_code == 0, dry_run.output + dry_run.stderr
+    assert "would replay 3 of 3" in dry_run.stdout
+    nowhere(listener.password, dry_run)
+
     replayed = dispytch("dlq", "replay", *source, *login, *from_file)
     assert replayed.exit_code == 0, replayed.output + replayed.stderr
     assert "replayed 3 of 3" in replayed.stdout
@@ -184,6 +197,32 @@ def test_tls_files_need_a_tls_url(dispytch: Run, tmp_path: Path) -> None:
         result = dispytch("dlq", "list", "--broker", url, "--topic", "t.dlq", "--ca-file", str(ca))
         assert result.exit_code == 2
         assert "--ca-file" in result.stderr or "TLS" in result.stderr
+
+
+def test_a_password_file_must_hold_a_password(dispytch: Run, tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.write_text("", encoding="utf-8")
+    url = "kafka+ssl://dispytch@127.0.0.1:9094"
+    result = dispytch(
+        "dlq", "list", "--broker", url, "--topic", "t.dlq", "--password-file", str(empty)
+    )
+    assert result.exit_code == 2
+    assert "is empty" in result.stderr
+    missing = dispytch(
+        "dlq", "list", "--broker", url, "--topic", "t.dlq",
+        "--password-file", str(tmp_path / "missing"),
+    )  # fmt: skip
+    assert missing.exit_code == 2
+    assert "cannot read --password-file" in missing.stderr
+
+
+def test_a_key_file_needs_a_certificate(dispytch: Run, tmp_path: Path) -> None:
+    key = tmp_path / "client.key"
+    key.write_text("not read", encoding="utf-8")
+    url = "amqps://dispytch@127.0.0.1:5671/"
+    result = dispytch("dlq", "list", "--broker", url, "--key-file", str(key))
+    assert result.exit_code == 2
+    assert "--key-file needs --cert-file" in result.stderr
 
 
 # -- RabbitMQ ------------------------------------------------------------------------------
