@@ -357,7 +357,7 @@ def test_the_client_certificate_options_are_used(
     rabbitmq_tls: Listener, foreign_client_certificate: tuple[str, str], dispytch: Run
 ) -> None:
     """The amqps listener verifies a client certificate when one is given: the brokers' own
-    is accepted, a stranger's is refused."""
+    is accepted, a stranger's is refused (so --cert-file and --key-file are used)."""
     if not (CLIENT_CERT_FILE and Path(CLIENT_CERT_FILE).is_file()):
         pytest.fail("no client certificate at DISPYTCH_BROKERS_CLIENT_CERT_FILE")
     listener = rabbitmq_tls
@@ -380,4 +380,7 @@ def test_the_client_certificate_options_are_used(
         "dlq", "list", "--broker", url, *queue, "--cert-file", cert, "--key-file", key, env=env
     )
     assert stranger.exit_code == 1
-    assert "client certificate refused" in stranger.stderr, stranger.stderr
+    assert "has no queue" not in stranger.stderr  # it never got that far
+    # With TLS 1.3 the client finishes its handshake before the broker judges its certificate:
+    # the refusal arrives either as a TLS alert or as a reset connection.
+    assert "client certificate refused" in stranger.stderr or "reset" in stranger.stderr
