@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel
@@ -22,9 +22,11 @@ from dispytch.backends.base import ATTEMPT_HEADER, DeadLetterReason, Delivery
 from dispytch.di.plan import HandlerPlan
 from dispytch.envelope import Envelope, read_envelope
 from dispytch.events import Event
+from dispytch.reasons import next_attempt, reason_for
 from dispytch.retrying import GIVE_BACK, FinalFailure, GiveBack, Retrier
 from dispytch.routing.group import HandlerSpec
 from dispytch.routing.router import Match, Router, Segments
+from dispytch.scheduling import is_failure
 from dispytch.serialization.base import CONTENT_TYPE_HEADER, Deserializer
 
 logger = logging.getLogger("dispytch.listener")
@@ -119,14 +121,14 @@ class Dispatcher:
                 type(exc).__name__,
                 exc,
             )
-            await self.dead_letter(delivery, _reason("decode", exc, delivery.topic))
+            await self.dead_letter(delivery, reason_for("decode", exc, delivery.topic))
             return
         matches = self.router.match(delivery.topic, envelope[1])
         if not matches:
             await self._unhandled(delivery, envelope)
             return
         previous_attempts = delivery.headers.get(ATTEMPT_HEADER)
-        attempt = 1 if previous_attempts is None else _next_attempt(previous_attempts)
+        attempt = 1 if previous_attempts is None else next_attempt(previous_attempts)
         failure: DeadLetterReason | GiveBack | None
         if len(matches) == 1:
             # one handler, the common case: run here rather than in a coroutine of its own
@@ -155,7 +157,9 @@ class Dispatcher:
                 try:
                     await _start(plan, run, segments)  # type: ignore[arg-type]
                     failure = None
-                except Exception as exc:
+                except (Exception, asyncio.CancelledError) as exc:
+                    if not is_failure(exc):
+                        raise
                     if await self.retrier.later(spec, delivery, envelope[0], attempt, exc):
                         return
                     failure = await self._retry(
@@ -167,14 +171,7 @@ class Dispatcher:
                         exc,
                     )
         else:
-            bodies: dict[type[BaseModel] | None, Any] = {}  # validated once for all handlers
-            results = await asyncio.gather(
-                *(self._run(match, envelope, delivery, attempt, bodies) for match in matches)
-            )
-            if GIVE_BACK in results:
-                failure = GIVE_BACK
-            else:
-                failure = next((reason for reason in results if reason is not None), None)
+            failure = await self._run_all(matches, envelope, delivery, attempt)
         if isinstance(failure, GiveBack):
             await self.retrier.give_back(delivery)
             return
@@ -183,7 +180,9 @@ class Dispatcher:
             return
         try:  # `self.ack(delivery)`, inlined: one coroutine less for every message
             await delivery.ack()
-        except Exception:
+        except (Exception, asyncio.CancelledError) as error:  # a client's cancelled future
+            if not is_failure(error):
+                raise
             logger.exception(
                 "could not ack a message on %r; the broker will deliver it again", delivery.topic
             )
@@ -198,6 +197,26 @@ class Dispatcher:
         if chosen is None:
             return from_json(delivery.value)
         return chosen.deserialize(delivery.value)
+
+    async def _run_all(
+        self, matches: Sequence[Match], envelope: Envelope, delivery: Delivery, attempt: int
+    ) -> DeadLetterReason | GiveBack | None:
+        """Run every matching handler concurrently, each to success or final failure; return
+        once all of them have finished (a failing one does not cancel the others), so that the
+        message is settled once and never while one of its handlers still runs."""
+        bodies: dict[type[BaseModel] | None, Any] = {}  # validated once for all handlers
+        results = await asyncio.gather(
+            *(self._run(match, envelope, delivery, attempt, bodies) for match in matches),
+            return_exceptions=True,
+        )
+        outcomes: list[DeadLetterReason | GiveBack | None] = []
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result  # escaped the handler's retry layer: the worker's guard nacks
+            outcomes.append(result)
+        if GIVE_BACK in outcomes:
+            return GIVE_BACK
+        return next((outcome for outcome in outcomes if outcome is not None), None)
 
     async def _run(
         self,
@@ -214,7 +233,9 @@ class Dispatcher:
             return run
         try:
             await _start(spec.plan, run, segments)  # type: ignore[arg-type]
-        except Exception as exc:
+        except (Exception, asyncio.CancelledError) as exc:
+            if not is_failure(exc):
+                raise
             return await self._retry(spec, segments, delivery, run, attempt, exc)  # type: ignore[arg-type]
         return None
 
@@ -257,7 +278,7 @@ class Dispatcher:
         delivery: Delivery,
         run: _Run,
         attempt: int,
-        error: Exception,
+        error: BaseException,
     ) -> DeadLetterReason | GiveBack | None:
         """Attempt `attempt` failed with `error`: retry in place per the handler's policy; the
         final failure's reason, `GIVE_BACK` when stopping, or None once an attempt succeeds."""
@@ -269,6 +290,8 @@ class Dispatcher:
         outcome = await self.retrier.in_place(spec, run.id, attempt, error, call_again)
         if not isinstance(outcome, FinalFailure):
             return outcome
+        if isinstance(outcome.error, asyncio.CancelledError) and await self._stopping_now():
+            return GIVE_BACK  # cancelled by the stop around it, not a failure of the event
         topic = delivery.topic
         logger.error(
             "handler %r failed for good on event %s of type %r from %r after %d "
@@ -280,7 +303,14 @@ class Dispatcher:
             outcome.attempts,
             exc_info=outcome.error,
         )
-        return _reason("handler", outcome.error, topic, outcome.attempts, spec, run.id, run.type)
+        return reason_for("handler", outcome.error, topic, outcome.attempts, spec, run.id, run.type)
+
+    async def _stopping_now(self) -> bool:
+        """Whether the listener is stopping, once the tasks cancelled together with this one
+        have run: a process that ends (`asyncio.run` returning) cancels every task at once,
+        the worker and `listen()` alike, in an order nobody chose."""
+        await asyncio.sleep(0)
+        return self.retrier.stopping
 
     def _invalid(
         self,
@@ -301,7 +331,7 @@ class Dispatcher:
             spec.name,
             exc,
         )
-        return _reason("validation", exc, delivery.topic, attempt, spec, event_id, event_type)
+        return reason_for("validation", exc, delivery.topic, attempt, spec, event_id, event_type)
 
     async def _unhandled(self, delivery: Delivery, envelope: Envelope) -> None:
         event_id, event_type = envelope[0], envelope[1]
@@ -327,7 +357,9 @@ class Dispatcher:
     async def ack(self, delivery: Delivery) -> None:
         try:
             await delivery.ack()
-        except Exception:
+        except (Exception, asyncio.CancelledError) as error:  # a client's cancelled future
+            if not is_failure(error):
+                raise
             logger.exception(
                 "could not ack a message on %r; the broker will deliver it again", delivery.topic
             )
@@ -335,7 +367,9 @@ class Dispatcher:
     async def dead_letter(self, delivery: Delivery, reason: DeadLetterReason) -> None:
         try:
             await delivery.dead_letter(reason)
-        except Exception:
+        except (Exception, asyncio.CancelledError) as error:  # a client's cancelled future
+            if not is_failure(error):
+                raise
             logger.exception(
                 "could not dead-letter a message on %r; giving it back to the broker in %.0fs",
                 delivery.topic,
@@ -349,35 +383,7 @@ class Dispatcher:
                 else:
                     await self.retrier.wait(DEAD_LETTER_RETRY_DELAY)
                     await delivery.nack()
-            except Exception:
+            except (Exception, asyncio.CancelledError) as error:  # a client's cancelled future
+                if not is_failure(error):
+                    raise
                 logger.exception("could not nack it either; the broker will deliver it again")
-
-
-def _next_attempt(previous: str) -> int:
-    try:
-        return max(int(previous), 0) + 1
-    except ValueError:
-        return 1
-
-
-def _reason(
-    stage: str,
-    exc: BaseException,
-    topic: str,
-    attempts: int = 1,
-    spec: HandlerSpec | None = None,
-    event_id: str | None = None,
-    event_type: str | None = None,
-) -> DeadLetterReason:
-    notes = getattr(exc, "__notes__", None)  # e.g. a dependency's teardown that failed too
-    message = "\n".join([str(exc), *map(str, notes)]) if notes else str(exc)
-    return DeadLetterReason(
-        stage=stage,
-        error_type=type(exc).__name__,
-        error_message=message,
-        original_topic=topic,
-        attempts=attempts,
-        handler=None if spec is None else spec.name,
-        event_id=event_id,
-        event_type=event_type,
-    )

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from dispytch.errors import EnvelopeError
@@ -32,8 +33,8 @@ def read_envelope(payload: Any) -> Envelope:
     if type(event_type) is not str:
         raise EnvelopeError("envelope 'type' must be a string")
     if timestamp is not None and type(timestamp) is not int:
-        if type(timestamp) is float:
+        if type(timestamp) is float and math.isfinite(timestamp):
             timestamp = int(timestamp)
-        else:
+        else:  # 1e999 and Infinity decode to inf, which int() refuses with OverflowError
             raise EnvelopeError("envelope 'timestamp' must be epoch milliseconds")
     return event_id, event_type, body, timestamp

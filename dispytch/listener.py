@@ -17,7 +17,7 @@ from dispytch.errors import BackendError, ConsumerStoppedError
 from dispytch.retry import Backoff, ExponentialBackoff
 from dispytch.routing.group import HandlerFunc, HandlerGroup, HandlerSpec
 from dispytch.routing.router import Router
-from dispytch.scheduling import OrderedWorkerPool
+from dispytch.scheduling import OrderedWorkerPool, withdraw_cancel_requests
 from dispytch.serialization.base import Deserializer
 
 logger = logging.getLogger("dispytch.listener")
@@ -236,9 +236,12 @@ class EventListener:
             except ConsumerStoppedError:
                 logger.info("consumer stopped; the listener stops fetching")
                 return
-            except asyncio.CancelledError:
-                return
-            except BackendError as exc:
+            except (BackendError, asyncio.CancelledError) as exc:
+                if isinstance(exc, asyncio.CancelledError):
+                    if self._stopping:
+                        return
+                    # not our stop: the consumer awaited something someone else cancelled
+                    withdraw_cancel_requests()
                 # the broker went away: clients reconnect by themselves; keep asking, slower
                 failures += 1
                 delay = _RECEIVE_BACKOFF.delay(failures)
@@ -286,17 +289,37 @@ class EventListener:
     async def _limited(self, what: str, call: Awaitable[None]) -> None:
         """A consumer call during shutdown, bounded by `close_timeout`: a client that waits for
         a broker that is gone (a final commit, a consumer cancel) must not keep the process
-        from exiting. What it did not settle is delivered again."""
+        from exiting. What it did not settle is delivered again.
+
+        The call runs in a task of its own, so that a `CancelledError` it raises (a client's
+        future cancelled under it) is told apart from the cancellation of `listen()` on every
+        Python version: the first is logged like any error, the second goes on up."""
+        task = asyncio.ensure_future(call)
+        task.add_done_callback(_retrieve_outcome)
         try:
-            await asyncio.wait_for(call, self.close_timeout)
-        except asyncio.TimeoutError:
+            await asyncio.wait({task}, timeout=self.close_timeout)
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        if not task.done():
+            task.cancel()
             logger.warning(
                 "%s took longer than %.1fs (is the broker down?); going on without it",
                 what,
                 self.close_timeout,
             )
-        except Exception:
-            logger.exception("error while %s", what)
+        elif task.cancelled():
+            logger.error("error while %s: the client raised CancelledError", what)
+        elif (error := task.exception()) is not None:
+            if not isinstance(error, Exception):
+                raise error
+            logger.error("error while %s", what, exc_info=error)
+
+
+def _retrieve_outcome(task: asyncio.Future[None]) -> None:
+    """Mark the outcome of a task given up on as seen (no "never retrieved" warning)."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _default_deserializers() -> dict[str, Deserializer]:

@@ -5,6 +5,7 @@ Pure: no I/O, no sleeping. The listener asks `should_retry` and `delay` and does
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -37,18 +38,23 @@ class ExponentialBackoff:
 
 Backoff = FixedBackoff | ExponentialBackoff
 
+#: what a handler can fail with: any exception, and a `CancelledError` (the handler awaited
+#: something someone else cancelled) that is not the listener stopping
+ANY_FAILURE: tuple[type[BaseException], ...] = (Exception, asyncio.CancelledError)
+
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
     """`retries`: how many times a failed attempt is tried again (0: never).
-    `retry_on`: the exception classes worth retrying (default: any `Exception`).
+    `retry_on`: the exception classes worth retrying (default: any failure, `CancelledError`
+    included).
     `backoff`: how long to wait before each retry.
     `delayed`: wait outside the consumer: the message goes back to the broker with its attempt
     count in a header and comes back after the delay, so other messages (even with the same
     key) go on meanwhile and a restart does not reset the count. Needs `native_delay`."""
 
     retries: int = 0
-    retry_on: tuple[type[BaseException], ...] = (Exception,)
+    retry_on: tuple[type[BaseException], ...] = ANY_FAILURE
     backoff: Backoff = field(default_factory=FixedBackoff)
     #: retry by handing the message back to the broker for later (see docs/delivery.md)
     #: instead of waiting in place; needs a backend with `native_delay`
@@ -70,7 +76,7 @@ class RetryPolicy:
         if backoff is not None and retry_interval is not None:
             raise ValueError("give either retry_interval or backoff, not both")
         if retry_on is None:
-            errors: tuple[type[BaseException], ...] = (Exception,)
+            errors = ANY_FAILURE
         elif isinstance(retry_on, type):
             errors = (retry_on,)
         else:

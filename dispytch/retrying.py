@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from dispytch.backends.base import ATTEMPT_HEADER, Delivery
 from dispytch.routing.group import HandlerSpec
+from dispytch.scheduling import is_failure
 
 logger = logging.getLogger("dispytch.listener")
 
@@ -23,7 +24,7 @@ logger = logging.getLogger("dispytch.listener")
 class FinalFailure:
     """The handler failed for good: the last error and how many attempts were made."""
 
-    error: Exception
+    error: BaseException
     attempts: int
 
 
@@ -67,7 +68,7 @@ class Retrier:
         spec: HandlerSpec,
         event_id: str,
         attempt: int,
-        error: Exception,
+        error: BaseException,
         call_again: Callable[[int], Awaitable[None]],
     ) -> RetryOutcome:
         """Attempt `attempt` failed with `error`: call again (with the next attempt number)
@@ -90,12 +91,19 @@ class Retrier:
             try:
                 await call_again(attempt)
                 return None
-            except Exception as exc:
+            except (Exception, asyncio.CancelledError) as exc:
+                if not is_failure(exc):
+                    raise
                 error = exc
         return FinalFailure(error, attempt)
 
     async def later(
-        self, spec: HandlerSpec, delivery: Delivery, event_id: str, attempt: int, error: Exception
+        self,
+        spec: HandlerSpec,
+        delivery: Delivery,
+        event_id: str,
+        attempt: int,
+        error: BaseException,
     ) -> bool:
         """Hand the message back to the broker for a delayed retry. False when that is not the
         outcome (not wanted or supported, no retries left, stopping, or the broker refused):
@@ -130,5 +138,7 @@ class Retrier:
         logger.info("stopping: a message on %r with retries left goes back", delivery.topic)
         try:
             await delivery.nack()
-        except Exception:
+        except (Exception, asyncio.CancelledError) as error:
+            if not is_failure(error):
+                raise
             logger.exception("could not nack it; the broker will deliver it again")

@@ -6,12 +6,17 @@ fetched beyond the limit. Deliveries that share a non-None `ordering_key` run on
 in the order they were submitted; the others run concurrently on a fixed set of worker tasks
 (no task per message). A worker takes ready deliveries without suspending while there are any,
 so a busy pool costs no event-loop round trip per message.
+
+Only `close()` cancels a worker. A `CancelledError` that reaches handler code any other way (the
+handler awaited a task or future someone else cancelled, or something cancelled the worker task
+from outside) is that handler's failure: `is_failure()` tells the two apart on every
+Python version (3.11's `Task.cancelling()` does not exist on 3.10), and the worker survives it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import contextvars
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
@@ -21,6 +26,37 @@ from dispytch.backends.base import Delivery
 logger = logging.getLogger("dispytch.listener")
 
 Handle = Callable[[Delivery], Awaitable[None]]
+
+#: the pool whose worker runs the current task (its workers are started with it set)
+_running_pool: contextvars.ContextVar[OrderedWorkerPool | None] = contextvars.ContextVar(
+    "dispytch_running_pool", default=None
+)
+
+
+def is_failure(error: BaseException) -> bool:
+    """Whether `error`, raised in a worker by handler code or a backend call, is a failure to
+    handle (retried, dead-lettered, logged) rather than the pool closing: every error is, apart
+    from the `CancelledError` of a worker whose pool is cancelling it, which must go on up.
+
+    When it is a `CancelledError` that counts as a failure, a cancel request aimed at this task
+    (from outside the pool) is withdrawn, so that the worker goes on as if nothing happened."""
+    if not isinstance(error, asyncio.CancelledError):
+        return True
+    pool = _running_pool.get()
+    if pool is None or pool.closing:
+        return False
+    withdraw_cancel_requests()
+    return True
+
+
+def withdraw_cancel_requests() -> None:
+    """Forget the cancel requests made to the current task (a `CancelledError` it handles as
+    a failure, which was not meant to end it)."""
+    task = asyncio.current_task()
+    uncancel = getattr(task, "uncancel", None)  # Python 3.11+ counts the requests
+    if uncancel is not None:
+        while uncancel() > 0:
+            pass
 
 
 class OrderedWorkerPool:
@@ -41,14 +77,24 @@ class OrderedWorkerPool:
         self._woken = 0
         self._room: asyncio.Future[None] | None = None
         self._drained: asyncio.Future[None] | None = None
-        self._workers = [
-            asyncio.create_task(self._work(), name=f"dispytch-worker-{n}")
-            for n in range(max_concurrency)
-        ]
+        self._closing = False
+        inside_pool = _running_pool.set(self)  # copied into each worker's context
+        try:
+            self._workers = [
+                asyncio.create_task(self._work(), name=f"dispytch-worker-{n}")
+                for n in range(max_concurrency)
+            ]
+        finally:
+            _running_pool.reset(inside_pool)
 
     @property
     def in_flight(self) -> int:
         return self._in_flight
+
+    @property
+    def closing(self) -> bool:
+        """`close()` is cancelling the workers."""
+        return self._closing
 
     async def wait_for_room(self) -> None:
         """Return once one more delivery may be submitted."""
@@ -100,6 +146,7 @@ class OrderedWorkerPool:
 
     async def close(self) -> None:
         """Cancel the workers (and any handler still running: its delivery stays unsettled)."""
+        self._closing = True
         for worker in self._workers:
             worker.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
@@ -121,18 +168,31 @@ class OrderedWorkerPool:
             while delivery is not None:
                 try:
                     await handle(delivery)
-                except Exception:  # handle() settles and logs itself; this is a last guard
-                    logger.exception(
-                        "unexpected error handling a message on %r; nacking it", delivery.topic
-                    )
-                    with contextlib.suppress(Exception):
-                        await delivery.nack()
+                except (Exception, asyncio.CancelledError) as error:
+                    # handle() settles and logs itself; this is a last guard, which keeps the
+                    # worker, its place and the key whatever escaped (a CancelledError from a
+                    # backend's settle call, say), unless the pool is closing
+                    if not is_failure(error):
+                        raise
+                    await self._give_back(delivery, error)
                 # the delivery's place is free (inlined: this runs for every message)
                 self._in_flight -= 1
                 if self._room is not None or self._drained is not None:
                     self._signal_room()
                 key = delivery.ordering_key
                 delivery = None if key is None else self._following(key)
+
+    async def _give_back(self, delivery: Delivery, error: BaseException) -> None:
+        logger.error(
+            "unexpected error handling a message on %r; nacking it",
+            delivery.topic,
+            exc_info=error,
+        )
+        try:
+            await delivery.nack()
+        except (Exception, asyncio.CancelledError) as nack_error:
+            if not is_failure(nack_error):
+                raise
 
     def _following(self, key: Hashable) -> Delivery | None:
         """The next delivery waiting behind `key` (whose previous one is done), if any."""

@@ -167,11 +167,20 @@ class DeadLetterReason:
             error_type=headers.get(prefix + "error-type", ""),
             error_message=headers.get(prefix + "error", ""),
             original_topic=headers.get(prefix + "original-topic", ""),
-            attempts=int(headers.get(prefix + "attempts", "1") or 1),
+            attempts=_attempts(headers.get(prefix + "attempts")),
             handler=headers.get(prefix + "handler"),
             event_id=headers.get(prefix + "event-id"),
             event_type=headers.get(prefix + "event-type"),
         )
+
+
+def _attempts(text: str | None) -> int:
+    """The attempts header as written by `to_headers`; 1 when missing or not a number (a
+    letter someone else wrote must still be readable)."""
+    try:
+        return int(text) if text else 1
+    except ValueError:
+        return 1
 
 
 DLQ_HEADER_PREFIX = "dispytch-dlq-"

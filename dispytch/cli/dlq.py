@@ -2,14 +2,20 @@
 
 Exit codes: 0 done, 1 an error (broker, missing topic or queue, letters not replayed),
 2 wrong usage.
+
+Whatever is printed, log lines included, shows the broker URL's password masked, and text that
+came from a broker with its control characters escaped (`terminal.printable`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import io
+import logging
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable, Iterator
 from typing import Any, TextIO, TypeVar
 from urllib.parse import urlsplit
 
@@ -17,6 +23,8 @@ import click
 
 from dispytch.cli import render
 from dispytch.cli.connection import connection_options, connection_settings
+from dispytch.cli.terminal import printable, printable_lines
+from dispytch.credentials import masked, url_secrets
 from dispytch.deadletters import (
     DeadLetter,
     DeadLetterStore,
@@ -116,7 +124,7 @@ def list_command(as_json: bool, include_replayed: bool, **options: Any) -> None:
         elif letters:
             click.echo(render.table(letters))
         else:
-            click.echo(f"no dead letters in {store.source}", err=True)
+            click.echo(f"no dead letters in {printable(store.source)}", err=True)
 
     _run(run, options)
 
@@ -135,7 +143,7 @@ def show_command(letter: str, as_json: bool, include_replayed: bool, **options: 
         if not found and letter.isdigit():
             found = [one for one in letters if one.index == int(letter)]
         if not found:
-            raise click.ClickException(f"no dead letter {letter!r} in {store.source}")
+            raise click.ClickException(printable(f"no dead letter {letter!r} in {store.source}"))
         for number, one in enumerate(found):
             if as_json:
                 click.echo(render.json_line(one, full=True))
@@ -181,15 +189,15 @@ def replay_command(as_json: bool, dry_run: bool, progress: bool | None, **option
         elif dry_run and shown:
             click.echo(render.table(shown))
         for letter, why in report.failed:
-            click.echo(f"not replayed: {_name(letter)}: {why}", err=True)
+            click.echo(_shown(f"not replayed: {_name(letter)}: {why}"), err=True)
         verb = "would replay" if dry_run else "replayed"
         summary = (
             f"{verb} {len(shown)} of {len(report.selected)} selected dead letters "
-            f"(read {report.scanned}) from {store.source}"
+            f"(read {report.scanned}) from {printable(store.source)}"
         )
         click.echo(summary, err=as_json)
         if report.aborted is not None:
-            raise click.ClickException(f"replay stopped: {report.aborted}")
+            raise click.ClickException(_shown(f"replay stopped: {report.aborted}"))
         if report.failed:
             raise SystemExit(1)
 
@@ -216,29 +224,82 @@ def _run(
         original_topics=original_topics,
         error_contains=options.get("error_contains"),
     )
-    try:
-        store = open_store(
-            options["broker"],
-            topic=options["topic"],
-            source_topic=source_topic,
-            queue=options["queue"],
-            exchange=options["exchange"],
-            replay_group=options["replay_group"],
-            **connection_settings(options),
-        )
-    except StoreUsageError as error:
-        raise click.UsageError(str(error)) from None
-    except ImportError as error:  # a backend's extra is missing
-        raise click.ClickException(str(error)) from None
 
-    async def main() -> None:
-        async with store:
-            await body(store, selection)
+    def shown(error: BaseException) -> str:
+        return _shown(str(error))
 
+    settings = connection_settings(options)
+    password = settings["password"]
+    with _masking(url_secrets(options["broker"]) + ((password,) if password else ())):
+        try:
+            store = open_store(
+                options["broker"],
+                topic=options["topic"],
+                source_topic=source_topic,
+                queue=options["queue"],
+                exchange=options["exchange"],
+                replay_group=options["replay_group"],
+                **settings,
+            )
+        except StoreUsageError as error:
+            raise click.UsageError(shown(error)) from None
+        except ImportError as error:  # a backend's extra is missing
+            raise click.ClickException(shown(error)) from None
+
+        async def main() -> None:
+            async with store:
+                await body(store, selection)
+
+        try:
+            asyncio.run(main())
+        except DispytchError as error:
+            raise click.ClickException(shown(error)) from None
+        except (click.ClickException, SystemExit, KeyboardInterrupt):
+            raise
+        except Exception as error:  # a client library's own error (a URL it cannot parse, ...)
+            logging.getLogger("dispytch.cli").debug("unexpected error", exc_info=True)
+            raise click.ClickException(f"{type(error).__name__}: {shown(error)}") from None
+
+
+#: the secrets of the broker URL the running command uses
+_secrets: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar(
+    "dispytch_cli_secrets", default=()
+)
+
+
+def _shown(text: str) -> str:
+    """Text from an error or a broker as it may be printed: credentials masked, control
+    characters escaped."""
+    return printable(masked(text, _secrets.get()))
+
+
+class _MaskingFormatter(logging.Formatter):
+    """Formats log records (tracebacks included) with credentials masked."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        super().__init__("%(levelname)s %(name)s: %(message)s")
+        self._secrets = tuple(secrets)
+
+    def format(self, record: logging.LogRecord) -> str:
+        return "\n".join(printable_lines(masked(super().format(record), self._secrets)))
+
+
+@contextlib.contextmanager
+def _masking(secrets: tuple[str, ...]) -> Iterator[None]:
+    """While a command runs, `_shown` masks `secrets`, and the warnings and errors that the
+    clients log go to stderr through the masking formatter (instead of Python's last-resort
+    handler, which would print them as they are)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(_MaskingFormatter(secrets))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    showing = _secrets.set(secrets)
     try:
-        asyncio.run(main())
-    except DispytchError as error:
-        raise click.ClickException(str(error)) from None
+        yield
+    finally:
+        _secrets.reset(showing)
+        root.removeHandler(handler)
 
 
 class _Steps:

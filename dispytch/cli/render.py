@@ -1,4 +1,9 @@
-"""How dead letters look on the terminal: a table, JSON lines, one letter in full."""
+"""How dead letters look on the terminal: a table, JSON lines, one letter in full.
+
+Everything in a letter came from a producer or a broker: no value may make rendering fail
+(undecodable bytes, a timestamp out of range, a body JSON cannot hold), and every character
+that could drive the terminal is escaped (see `terminal`).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
+from dispytch.cli.terminal import printable, printable_lines, safe_json
 from dispytch.deadletters import DeadLetter
 
 COLUMNS = (
@@ -27,7 +33,8 @@ CELL_WIDTH = 36
 
 def _cut(text: str, width: int) -> str:
     text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 1] + "…"
+    text = text if len(text) <= width else text[: width - 1] + "…"
+    return printable(text)
 
 
 def table_row(letter: DeadLetter) -> list[str]:
@@ -38,7 +45,7 @@ def table_row(letter: DeadLetter) -> list[str]:
         _cut(letter.event_id or "-", CELL_WIDTH),
         _cut(letter.event_type or "-", CELL_WIDTH),
         _cut(letter.original_topic or "-", CELL_WIDTH),
-        reason.stage if reason else "-",
+        _cut(reason.stage, CELL_WIDTH) if reason else "-",
         _cut(reason.error_type, CELL_WIDTH) if reason else "-",
         _cut(reason.error_message, ERROR_WIDTH) if reason else "-",
         str(reason.attempts) if reason else "-",
@@ -75,14 +82,14 @@ def as_json(letter: DeadLetter, *, full: bool = False) -> dict[str, Any]:
         data["timestamp_ms"] = letter.timestamp_ms
         data["key"] = _text_or_base64(letter.key)
         data["headers"] = dict(letter.headers)
-        data["metadata"] = {k: _plain(v) for k, v in letter.metadata.items()}
+        data["metadata"] = {str(k): _plain(v) for k, v in letter.metadata.items()}
         envelope = letter.envelope
         if envelope is not None:
             data["envelope"] = {
                 "id": envelope.id,
                 "type": envelope.type,
                 "timestamp": envelope.timestamp,
-                "body": envelope.body,
+                "body": _body(envelope.body),
             }
         else:
             data["envelope"] = None
@@ -92,7 +99,7 @@ def as_json(letter: DeadLetter, *, full: bool = False) -> dict[str, Any]:
 
 
 def json_line(letter: DeadLetter, *, full: bool = False) -> str:
-    return json.dumps(as_json(letter, full=full), default=str, ensure_ascii=False)
+    return _json_text(as_json(letter, full=full))
 
 
 def details(letter: DeadLetter) -> str:
@@ -116,14 +123,20 @@ def details(letter: DeadLetter) -> str:
             ("handler", reason.handler),
         ]
     width = max(len(name) for name, _ in fields)
-    lines += [f"{name.ljust(width)}  {value}" for name, value in fields if value is not None]
+    lines += [
+        f"{name.ljust(width)}  {printable(value)}" for name, value in fields if value is not None
+    ]
     if reason is not None:
-        lines += ["", "error:", *("  " + line for line in reason.error_message.splitlines())]
+        lines += ["", "error:", *("  " + line for line in printable_lines(reason.error_message))]
     lines += ["", "headers:"]
-    lines += [f"  {name}: {value}" for name, value in sorted(letter.headers.items())]
+    lines += [
+        f"  {printable(name)}: {printable(value)}" for name, value in sorted(letter.headers.items())
+    ]
     if letter.metadata:
         lines += ["", "broker:"]
-        lines += [f"  {name}: {value}" for name, value in letter.metadata.items()]
+        lines += [
+            f"  {printable(name)}: {printable(value)}" for name, value in letter.metadata.items()
+        ]
     lines.append("")
     envelope = letter.envelope
     if envelope is not None:
@@ -132,20 +145,22 @@ def details(letter: DeadLetter) -> str:
             "id": envelope.id,
             "type": envelope.type,
             "timestamp": envelope.timestamp,
-            "body": envelope.body,
+            "body": _body(envelope.body),
         }
-        body = json.dumps(shown, indent=2, default=str, ensure_ascii=False)
-        lines += ["  " + line for line in body.splitlines()]
+        lines += ["  " + line for line in _json_text(shown, indent=2).splitlines()]
     else:
-        lines.append(f"value (not an envelope: {letter.envelope_error}):")
-        lines.append("  " + (_text_or_base64(letter.value) or ""))
+        lines.append(f"value (not an envelope: {printable(letter.envelope_error)}):")
+        lines.append("  " + printable(_text_or_base64(letter.value) or ""))
     return "\n".join(lines)
 
 
 def _when(timestamp_ms: int | None) -> str | None:
     if timestamp_ms is None:
         return None
-    moment = datetime.fromtimestamp(timestamp_ms / 1000, tz=timezone.utc)
+    try:
+        moment = datetime.fromtimestamp(timestamp_ms / 1000, tz=timezone.utc)
+    except (OverflowError, ValueError, OSError):  # beyond what datetime (or the OS) can hold
+        return f"{timestamp_ms} ms since the epoch (out of range)"
     return moment.isoformat(timespec="milliseconds")
 
 
@@ -159,6 +174,30 @@ def _text_or_base64(data: bytes | None) -> str | None:
 
 
 def _plain(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return _text_or_base64(value)
+    """`value` as JSON can hold it: bytes as text (or base64), mapping keys as strings."""
+    if isinstance(value, bytes | bytearray):
+        return _text_or_base64(bytes(value))
+    if isinstance(value, dict):
+        return {_key(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
     return value
+
+
+def _key(key: Any) -> Any:
+    if isinstance(key, str | int | float | bool) or key is None:
+        return key
+    return str(_plain(key))
+
+
+def _body(body: Any) -> Any:
+    try:
+        plain = _plain(body)
+        json.dumps(plain, default=str)
+    except RecursionError:  # nested deeper than Python recurses (MessagePack allows that)
+        return "(nested too deeply to show)"
+    return plain
+
+
+def _json_text(data: Any, **options: Any) -> str:
+    return safe_json(data, default=str, **options)

@@ -26,6 +26,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 import contextlib
 
 from dispytch.backends.base import DeadLetterReason, OutgoingMessage
+from dispytch.credentials import masked_options
 from dispytch.deadletters._kafka_progress import PartitionProgress
 from dispytch.deadletters.errors import (
     DeadLetterSourceError,
@@ -76,6 +77,11 @@ class KafkaDeadLetterStore(DeadLetterStore):
         self._producer: KafkaProducer | None = None
         self._progress: dict[TopicPartition, PartitionProgress] = {}
         self._last_commit = 0.0
+
+    def __repr__(self) -> str:
+        options = masked_options({"bootstrap_servers": self._servers, **self._options})
+        shown = ", ".join(f"{name}={value!r}" for name, value in options.items())
+        return f"KafkaDeadLetterStore({self.topic!r}, {shown})"
 
     # -- DeadLetterStore ---------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from collections.abc import AsyncGenerator
 from typing import Any
 
 from dispytch.backends.base import DeadLetterReason, OutgoingMessage
+from dispytch.credentials import masked_url
 from dispytch.deadletters.errors import DeadLetterSourceError, NotReplayableError
 from dispytch.deadletters.letter import DeadLetter, decode_envelope
 from dispytch.deadletters.store import DeadLetterStore
@@ -70,6 +71,9 @@ class RabbitMQDeadLetterStore(DeadLetterStore):
         self._get_timeout = get_timeout
         self._connection: AbstractConnection | None = None
         self._producer: RabbitMQProducer | None = None
+
+    def __repr__(self) -> str:
+        return f"RabbitMQDeadLetterStore({masked_url(self._url)!r}, {self.queue!r})"
 
     # -- DeadLetterStore ---------------------------------------------------------------------
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import ssl
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
+from dispytch.credentials import masked_url
 from dispytch.deadletters.store import DeadLetterStore
 
 KAFKA_SCHEMES = ("kafka", "kafka+ssl")
@@ -46,7 +47,7 @@ def open_store(
     `username` and `password` replace those of the URL; `ssl_context` sets up TLS (for a TLS
     URL only; without it, TLS verifies against the system's CA certificates).
     """
-    scheme = urlsplit(broker_url).scheme.lower()
+    scheme = _split(broker_url).scheme.lower()
     if ssl_context is not None and scheme not in TLS_SCHEMES:
         raise StoreUsageError(
             "TLS settings (a CA, client certificate or key file) need a TLS URL: "
@@ -68,7 +69,7 @@ def open_store(
             username = username or unquote(url_user) or None
             password = password if password is not None else unquote(url_password) or None
         if not servers:
-            raise StoreUsageError(f"no host in the {scheme}:// URL")
+            raise StoreUsageError(f"no host in {masked_url(broker_url)!r}")
         return KafkaDeadLetterStore(
             servers,
             topic if topic is not None else f"{source_topic}{DEAD_LETTER_SUFFIX}",
@@ -94,7 +95,7 @@ def open_store(
             ssl_context=ssl_context,
         )
     raise StoreUsageError(
-        f"unsupported broker URL scheme {scheme + '://'!r}: use kafka://host:port, "
+        f"unsupported broker URL {masked_url(broker_url)!r}: use kafka://host:port, "
         "kafka+ssl://host:port, amqp://... or amqps://..."
     )
 
@@ -135,3 +136,14 @@ def _with_credentials(url: str, username: str | None, password: str | None) -> s
         raise StoreUsageError("a password for RabbitMQ needs a user name")
     given = password if password is not None else parsed.password
     return str(parsed.with_user(user).with_password(given))
+
+
+def _split(broker_url: str) -> SplitResult:
+    """The URL's parts, once it is known to parse (its port included); errors show it masked."""
+    try:
+        parts = urlsplit(broker_url)
+        if parts.scheme.lower() not in KAFKA_SCHEMES:  # Kafka lists several host:port pairs
+            _ = parts.port
+    except ValueError as error:
+        raise StoreUsageError(f"invalid broker URL {masked_url(broker_url)!r}: {error}") from None
+    return parts

@@ -6,6 +6,7 @@ import asyncio
 
 from aiokafka import errors as kafka_errors
 
+from dispytch.credentials import masked
 from dispytch.errors import (
     BackendError,
     BrokerUnavailableError,
@@ -32,19 +33,19 @@ _UNAVAILABLE = (
 def producer_error(exc: BaseException, topic: str) -> BackendError:
     """The dispytch error for an exception raised while sending to `topic`."""
     if isinstance(exc, _TOO_LARGE):
-        return MessageTooLargeError(f"message for topic {topic!r} is too large: {exc}")
+        return MessageTooLargeError(masked(f"message for topic {topic!r} is too large: {exc}"))
     if isinstance(exc, kafka_errors.KafkaTimeoutError | asyncio.TimeoutError):
         return EmitTimeoutError(f"Kafka did not confirm the message for {topic!r} in time")
     if isinstance(exc, _UNAVAILABLE):
-        return BrokerUnavailableError(f"Kafka is unreachable: {exc}")
-    return ProducerError(f"Kafka refused the message for topic {topic!r}: {exc!r}")
+        return BrokerUnavailableError(masked(f"Kafka is unreachable: {exc}"))
+    return ProducerError(masked(f"Kafka refused the message for topic {topic!r}: {exc!r}"))
 
 
 def connection_error(exc: BaseException, what: str) -> BackendError:
     """The dispytch error for an exception raised while connecting or fetching."""
     if isinstance(exc, _UNAVAILABLE):
-        return BrokerUnavailableError(f"Kafka is unreachable ({what}): {exc}")
-    return BackendError(f"Kafka failed ({what}): {exc!r}")
+        return BrokerUnavailableError(masked(f"Kafka is unreachable ({what}): {exc}"))
+    return BackendError(masked(f"Kafka failed ({what}): {exc!r}"))
 
 
 #: exceptions that `producer_error` / `connection_error` translate

@@ -18,7 +18,7 @@ from typing import Any
 from aiokafka import errors as kafka_errors
 from aiokafka.conn import create_conn
 
-from dispytch.errors import BackendError
+from dispytch.errors import BackendError, BrokerSecurityError
 from dispytch.kafka._errors import KAFKA_EXCEPTIONS, connection_error
 from dispytch.security import authentication_error, causes, tls_error, warn_if_unverified
 
@@ -41,9 +41,10 @@ _CONN_OPTIONS = frozenset(
 _AUTHENTICATION_FAILED = (
     kafka_errors.SaslAuthenticationFailed,
     kafka_errors.AuthenticationFailedError,
+)
+_MECHANISM_REFUSED = (
     kafka_errors.UnsupportedSaslMechanismError,
     kafka_errors.AuthenticationMethodNotSupported,
-    kafka_errors.IllegalSaslStateError,
 )
 _DIAGNOSE_EXCEPTIONS: tuple[type[BaseException], ...] = (
     asyncio.TimeoutError,
@@ -93,6 +94,18 @@ def _security_error(
             user = (options or {}).get("sasl_plain_username")
             detail = str(cause.args[0]) if cause.args else type(cause).__name__
             return authentication_error(broker, user, detail)
+        if isinstance(cause, _MECHANISM_REFUSED):
+            mechanism = (options or {}).get("sasl_mechanism")
+            return BrokerSecurityError(
+                f"SASL mechanism refused: {broker} does not accept {mechanism!r} ({cause})",
+                reason="SASL mechanism refused",
+            )
+        if isinstance(cause, kafka_errors.IllegalSaslStateError):
+            return BrokerSecurityError(
+                f"SASL not expected: {broker} does not expect a SASL login on this listener "
+                "(is it the port of a SASL listener, and security_protocol the listener's?)",
+                reason="SASL not expected",
+            )
     return None
 
 

@@ -11,6 +11,7 @@ import ssl
 
 from yarl import URL
 
+from dispytch.credentials import masked, url_secrets
 from dispytch.errors import BackendError, BrokerUnavailableError
 from dispytch.rabbitmq._amqp import AbstractConnection, aio_pika, aiormq
 from dispytch.rabbitmq._errors import CONNECTION_ERRORS
@@ -61,7 +62,7 @@ def connect_error(error: BaseException, url: str, what: str) -> BackendError:
         if isinstance(cause, _REFUSED_LOGIN):
             detail = str(cause.args[0]) if cause.args else type(cause).__name__
             return authentication_error(broker, parsed.user, detail)
-    return BrokerUnavailableError(f"{what} ({broker}): {error!r}")
+    return BrokerUnavailableError(masked(f"{what} ({broker}): {error!r}", url_secrets(url)))
 
 
 def warn_if_insecure(url: str, ssl_context: ssl.SSLContext | None, what: str) -> None:

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from dispytch.backends.base import Capabilities, Consumer, Delivery, ListenerNeeds, Subscription
+from dispytch.credentials import masked, url_secrets
 from dispytch.errors import BackendError, BrokerUnavailableError, ConsumerStoppedError
 from dispytch.rabbitmq._amqp import (
     AbstractChannel,
@@ -171,12 +172,17 @@ class RabbitMQConsumer(Consumer):
             raise
         except aiormq.exceptions.ChannelClosed as error:  # a declaration the broker refused
             await self.close()
-            raise BackendError(f"cannot start the RabbitMQ consumer: {error!r}") from error
+            raise BackendError(
+                self._masked(f"cannot start the RabbitMQ consumer: {error!r}")
+            ) from error
         except CONNECTION_ERRORS as error:
             await self.close()
             raise BrokerUnavailableError(
-                f"cannot start the RabbitMQ consumer: {error!r}"
+                self._masked(f"cannot start the RabbitMQ consumer: {error!r}")
             ) from error
+
+    def _masked(self, text: str) -> str:
+        return masked(text, url_secrets(self._url or ""))
 
     async def _declare_own(self, subscriptions: list[Subscription]) -> None:
         assert self._url is not None

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from dispytch.backends.base import OutgoingMessage, Producer, mark_confirmed
+from dispytch.credentials import masked, url_secrets
 from dispytch.errors import BrokerUnavailableError, ProducerError
 from dispytch.loops import LoopBinding, other_loop_error
 from dispytch.rabbitmq._amqp import AbstractConnection, AbstractExchange, aio_pika
@@ -122,11 +123,13 @@ class RabbitMQProducer(Producer):
                 exchange = await declare_exchange(channel, self._exchange_name)
             except Exception as error:
                 await connection.close()
+                secrets = url_secrets(self._url)
                 if isinstance(error, CONNECTION_ERRORS):
-                    raise BrokerUnavailableError(f"RabbitMQ went away: {error!r}") from error
-                raise ProducerError(
-                    f"cannot declare the exchange {self._exchange_name!r}: {error!r}"
-                ) from error
+                    raise BrokerUnavailableError(
+                        masked(f"RabbitMQ went away: {error!r}", secrets)
+                    ) from error
+                what = f"cannot declare the exchange {self._exchange_name!r}: {error!r}"
+                raise ProducerError(masked(what, secrets)) from error
             self._exchanges = {exchange.name: exchange}
             self._default = exchange
             self._connection = connection

@@ -33,6 +33,7 @@ from dispytch.backends.base import (
     Subscription,
 )
 from dispytch.errors import ConsumerStoppedError
+from dispytch.testing.listener_scenarios import ListenerScenarios
 
 
 @dataclass
@@ -113,7 +114,7 @@ def message(topic: str, value: bytes, key: bytes | None = None, **headers: str) 
     return OutgoingMessage(topic=topic, value=value, key=key, headers=dict(headers))
 
 
-class ConformanceSuite:
+class ConformanceSuite(ListenerScenarios):
     """The scenarios. Subclasses provide the `harness` fixture."""
 
     @pytest.fixture

@@ -72,3 +72,26 @@ async def test_failed_ack_leaves_the_message_to_the_broker() -> None:
         await wait_until(lambda: delivery.outcomes == ["ack failed"], what="the ack")
     assert handled == [1]
     assert delivery.outcomes == ["ack failed"]  # no nack, no dead letter: the broker redelivers
+
+
+class _Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no text for you")
+
+
+async def test_an_exception_whose_str_raises_is_still_dead_lettered() -> None:
+    """The reason is built from the handler's exception: its broken __str__ must not make the
+    message go back to the broker again and again."""
+    delivery = ScriptedDelivery("t", envelope("e", {"n": 1}))
+    listener = EventListener(ScriptedConsumer([delivery]))
+
+    @listener.handler(topic="t", event="e")
+    async def handler(event: Event[Body]) -> None:
+        raise _Unprintable()
+
+    async with listener:
+        await wait_until(lambda: delivery.outcomes != [], what="the message settled")
+    assert delivery.outcomes == ["dead_letter"]
+    assert delivery.reason is not None
+    assert delivery.reason.error_type == "_Unprintable"
+    assert "raised RuntimeError" in delivery.reason.error_message
