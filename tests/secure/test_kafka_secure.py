@@ -28,7 +28,7 @@ from dispytch.errors import (
 from dispytch.kafka import KAFKA_CAPABILITIES, KafkaConsumer, KafkaProducer
 from dispytch.testing.conformance import BackendHarness, ConformanceSuite, Session
 
-from .conftest import Listener, assert_secret_nowhere, forwarder_to
+from .conftest import KAFKA_PLAIN, Listener, assert_secret_nowhere, forwarder_to
 
 pytestmark = [pytest.mark.secure, pytest.mark.kafka]
 
@@ -212,6 +212,21 @@ async def test_a_hostname_mismatch_fails_at_start(
     assert security.reason == "hostname mismatch"
     assert "hostname mismatch" in str(error)
     assert "127.0.0.2" in str(error)
+    assert_secret_nowhere([kafka_sasl_ssl.password], error, all_logs.text)
+
+
+async def test_a_sasl_login_on_a_listener_without_sasl_is_named(
+    kafka_sasl_ssl: Listener, all_logs: pytest.LogCaptureFixture
+) -> None:
+    options = {
+        "security_protocol": "SASL_PLAINTEXT",
+        "sasl_mechanism": "SCRAM-SHA-512",
+        "sasl_plain_username": kafka_sasl_ssl.username,
+        "sasl_plain_password": kafka_sasl_ssl.password,
+    }
+    error = await failure(start_producer(KAFKA_PLAIN, options))
+    assert isinstance(error, BrokerSecurityError)
+    assert error.reason == "SASL not expected"
     assert_secret_nowhere([kafka_sasl_ssl.password], error, all_logs.text)
 
 
