@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import ssl
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -384,3 +385,25 @@ def test_the_client_certificate_options_are_used(
     # With TLS 1.3 the client finishes its handshake before the broker judges its certificate:
     # the refusal arrives either as a TLS alert or as a reset connection.
     assert "client certificate refused" in stranger.stderr or "reset" in stranger.stderr
+
+
+def test_open_store_takes_the_kafka_login_from_the_arguments_then_the_url() -> None:
+    from dispytch.deadletters import open_store
+
+    store = open_store("kafka+ssl://svc:s%40cret@broker:9094", topic="t.dlq")
+    assert isinstance(store, KafkaDeadLetterStore)
+    options = store._options
+    assert options["security_protocol"] == "SASL_SSL"
+    assert options["sasl_mechanism"] == "SCRAM-SHA-512"
+    assert (options["sasl_plain_username"], options["sasl_plain_password"]) == ("svc", "s@cret")
+    assert isinstance(options["ssl_context"], ssl.SSLContext)
+    assert "s@cret" not in repr(store)
+
+    given = open_store("kafka://svc:from-url@broker:9092", topic="t.dlq", password="given")
+    assert isinstance(given, KafkaDeadLetterStore)
+    assert given._options["security_protocol"] == "SASL_PLAINTEXT"
+    assert given._options["sasl_plain_password"] == "given"
+
+    plain = open_store("kafka+ssl://broker:9093", topic="t.dlq")
+    assert isinstance(plain, KafkaDeadLetterStore)
+    assert plain._options["security_protocol"] == "SSL"
