@@ -105,9 +105,17 @@ class Retrier:
         attempt: int,
         error: BaseException,
     ) -> bool:
-        """Hand the message back to the broker for a delayed retry. False when that is not the
-        outcome (not wanted or supported, no retries left, stopping, or the broker refused):
-        the caller then retries in place."""
+        """Hand the message back to the broker for a delayed retry. False when that is not
+        wanted or possible (not asked for or supported, no retries left, stopping, or the
+        backend does not implement it): the caller then retries in place. True once the
+        message is dealt with: handed back, or given back after a failed hand-back.
+
+        A hand-back that raised may still have been stored (an unconfirmed send can land
+        later), so the delivery is never run again here: that could run the retry twice, or
+        dead-letter a message whose stored copy retries on. It waits the backoff (cut short by
+        stopping) and is given back with `nack()`; the broker delivers it again at the same
+        attempt number. What runs is then at most what the broker holds: the original and,
+        if it was stored after all, the copy (an at-least-once duplicate)."""
         policy = spec.retry
         if not (policy.delayed and self.delayed_supported):
             return False
@@ -117,11 +125,22 @@ class Retrier:
         headers = {**delivery.headers, ATTEMPT_HEADER: str(attempt)}
         try:
             await delivery.retry_later(delay, headers)
+        except NotImplementedError:
+            logger.warning("%s cannot retry later; retrying in place", type(delivery).__name__)
+            return False
         except Exception:
             logger.exception(
-                "could not hand event %s back for a delayed retry; retrying in place", event_id
+                "could not hand event %s back for a delayed retry (it may have been stored "
+                "all the same); giving the message back to the broker in %.2fs",
+                event_id,
+                delay,
             )
-            return False
+            await self.wait(delay)
+            try:
+                await delivery.nack()
+            except Exception:
+                logger.exception("could not nack it either; the broker will deliver it again")
+            return True
         logger.warning(
             "handler %r failed on event %s (attempt %d, %s: %s); retrying in %.2fs via the broker",
             spec.name,

@@ -8,6 +8,7 @@ consumer and the committer.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Hashable, Iterator, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
 
     from dispytch.kafka._commit import OffsetCommitter
     from dispytch.kafka.consumer import KafkaConsumer
+
+log = logging.getLogger("dispytch.kafka")
 
 RawHeaders = tuple[tuple[str, bytes | None], ...]
 
@@ -86,6 +89,17 @@ class KafkaDelivery(Delivery):
         original = delivery.headers.get(RETRY_TOPIC_HEADER)
         if not original:
             return delivery  # not made by retry_later: left as it is
+        if not consumer.reads_topic(original):
+            # whoever wrote it cannot reach the handlers of a topic the group does not read
+            log.warning(
+                "ignored the %s header %r of %s[%s]@%s: this consumer does not read that topic",
+                RETRY_TOPIC_HEADER,
+                original[:200],
+                record.topic,
+                record.partition,
+                record.offset,
+            )
+            return delivery
         delivery._raw_headers = tuple(
             (name, value) for name, value in delivery._raw_headers if name not in RETRY_HEADERS
         )

@@ -43,6 +43,9 @@ CAPABILITIES = Capabilities(
 _STOP = object()
 #: seconds a consumer cancel may take when stopping (the broker may be slow or going away)
 _CANCEL_TIMEOUT = 5.0
+#: ... and while its channel is closed: the cancel then only has to tell the robust queue to
+#: forget the consumer (it does that first), the rest would wait for the connection
+_CLOSED_CANCEL_TIMEOUT = 0.1
 _CANCEL_ERRORS: tuple[type[BaseException], ...] = (asyncio.TimeoutError, *CONNECTION_ERRORS)
 
 
@@ -80,7 +83,11 @@ class RabbitMQConsumer(Consumer):
         self._buffer: asyncio.Queue[Any] = asyncio.Queue()
         self._consumers: list[tuple[AbstractQueue, str]] = []
         self._unsettled: dict[int, RabbitMQDelivery] = {}
+        #: consumer tags being cancelled because a delivery reached them after stop()
+        self._refusing: dict[str, asyncio.Future[None]] = {}
         self._settlement: Settlement | None = None
+        #: the listener's topic delimiter (from the subscriptions), for reading topics back
+        self._delimiter: str | None = None
         self._started = False
         self._stopped = False
         # set by create(): the consumer owns its connection
@@ -150,6 +157,7 @@ class RabbitMQConsumer(Consumer):
         if self._started:
             raise RuntimeError("the consumer was already started")
         self._started = True
+        self._delimiter = next((s.delimiter for s in subscriptions), None)
         try:
             if self._url is not None:
                 await self._declare_own(list(subscriptions))
@@ -221,11 +229,24 @@ class RabbitMQConsumer(Consumer):
 
         async def on_message(message: AbstractIncomingMessage) -> None:
             if self._stopped:
-                await _requeue(message)
+                await self._refuse(queue, message)
                 return
             self._buffer.put_nowait((message, name))
 
         return on_message
+
+    async def _refuse(self, queue: AbstractQueue, message: AbstractIncomingMessage) -> None:
+        """A delivery after stop(): its consumer came back (a reconnection restored it before
+        the stop could forget it). Cancel that consumer first, then give the message back, so
+        that it is not handed straight back to us again and again."""
+        tag = message.consumer_tag
+        if tag is not None:
+            cancelling = self._refusing.get(tag)
+            if cancelling is None:
+                cancelling = asyncio.ensure_future(self._cancel(queue, tag))
+                self._refusing[tag] = cancelling
+            await asyncio.shield(cancelling)
+        await _requeue(message)
 
     async def receive(self) -> Delivery:
         if self._settlement is None and not self._stopped:
@@ -261,7 +282,7 @@ class RabbitMQConsumer(Consumer):
             # the connection dropped after it arrived: the broker delivers it again
             return None
         assert self._settlement is not None
-        delivery = RabbitMQDelivery(message, queue, self._settlement)
+        delivery = RabbitMQDelivery(message, queue, self._settlement, self._delimiter)
         self._unsettled[id(delivery)] = delivery
         return delivery
 
@@ -274,18 +295,25 @@ class RabbitMQConsumer(Consumer):
         self._stopped = True
         try:
             for queue, tag in self._consumers:
-                if queue.channel.is_closed:
-                    # the broker dropped the consumer with the connection; a robust queue's
-                    # cancel would wait for the connection to come back
-                    continue
-                try:
-                    await asyncio.wait_for(queue.cancel(tag), _CANCEL_TIMEOUT)
-                except _CANCEL_ERRORS as error:
-                    logger.debug("cancelling consumer %s on %s failed: %r", tag, queue.name, error)
+                await self._cancel(queue, tag)
             self._consumers.clear()
         finally:  # even when the stop itself is cut short: nothing stays stuck in the buffer
             await self._give_back_buffered()
             self._buffer.put_nowait(_STOP)
+
+    async def _cancel(self, queue: AbstractQueue, tag: str) -> None:
+        """Cancel a consumer, also while the connection is down: the broker dropped it then,
+        but a robust queue would consume again once the connection is back, and hand every
+        message to a consumer that only gives them back. Cancelling makes the robust queue
+        forget it before anything else, so the reconnection does not restore it."""
+        closed = queue.channel.is_closed
+        try:
+            await asyncio.wait_for(
+                queue.cancel(tag), _CLOSED_CANCEL_TIMEOUT if closed else _CANCEL_TIMEOUT
+            )
+        except _CANCEL_ERRORS as error:
+            if not closed:
+                logger.debug("cancelling consumer %s on %s failed: %r", tag, queue.name, error)
 
     async def _give_back_buffered(self) -> None:
         """Requeue what was fetched but never handed out, so other members can take it."""

@@ -16,6 +16,7 @@ from dispytch.rabbitmq._amqp import (
     aiormq,
 )
 from dispytch.rabbitmq._publish import publish_confirmed
+from dispytch.rabbitmq._routing import delivered_routing_key, delivered_topic
 from dispytch.rabbitmq.headers import (
     GROUP_HEADER,
     INTERNAL_HEADERS,
@@ -57,16 +58,24 @@ class Settlement:
 class RabbitMQDelivery(Delivery):
     __slots__ = ("_message", "_queue", "_routing_key", "_settled", "_settlement")
 
-    def __init__(self, message: AbstractIncomingMessage, queue: str, settlement: Settlement):
+    def __init__(
+        self,
+        message: AbstractIncomingMessage,
+        queue: str,
+        settlement: Settlement,
+        topic_delimiter: str | None = None,
+    ):
+        """`topic_delimiter`: the listener's; with it, the `dispytch-topic` header may restore
+        the delimiters of the routing key (never name another routing key, see `_routing`)."""
         raw = message.headers or {}
-        routing_key = message.routing_key or ""
         self._message = message
         self._queue = queue
-        self._routing_key = str(raw.get(ROUTING_KEY_HEADER, routing_key))
+        self._routing_key = delivered_routing_key(
+            message.exchange, message.routing_key or "", queue, raw
+        )
         self._settlement = settlement
         self._settled = False
-        topic = raw.get(TOPIC_HEADER)
-        self.topic = topic.decode() if isinstance(topic, bytes) else str(topic or routing_key)
+        self.topic = delivered_topic(self._routing_key, raw, topic_delimiter)
         self.value = message.body
         self.key = decode_key(raw.get(KEY_HEADER))
         self.headers = to_text_headers(raw)
