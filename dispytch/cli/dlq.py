@@ -21,6 +21,7 @@ from typing import Any, TextIO, TypeVar
 import click
 
 from dispytch.cli import render
+from dispytch.cli.connection import connection_options, connection_settings
 from dispytch.cli.terminal import printable, printable_lines
 from dispytch.credentials import masked, url_secrets
 from dispytch.deadletters import (
@@ -43,9 +44,11 @@ def dlq() -> None:
     """List, show and replay dead letters.
 
     Select the broker with --broker (or DISPYTCH_BROKER_URL): kafka://host:9092 reads a
-    dead-letter topic (--topic orders.dlq, or --source-topic orders); amqp://user:pw@host:5672/
-    reads a dead-letter queue (--queue, default dispytch.dlq). Other backends add their own
-    schemes (the dispytch.dead_letter_stores entry point group).
+    dead-letter topic (--topic orders.dlq, or --source-topic orders); amqp://user@host:5672/
+    reads a dead-letter queue (--queue, default dispytch.dlq). kafka+ssl:// and amqps:// use
+    TLS. Other backends add their own schemes (the dispytch.dead_letter_stores entry point
+    group). Give the password with --password-file or DISPYTCH_BROKER_PASSWORD rather than in
+    the URL, so that it stays out of the shell's history (docs/security.md).
     """
 
 
@@ -56,8 +59,8 @@ def source_options(command: F) -> F:
             envvar="DISPYTCH_BROKER_URL",
             required=True,
             metavar="URL",
-            help="kafka://host:port[,host:port] or amqp://user:password@host:port/vhost "
-            "(default: $DISPYTCH_BROKER_URL).",
+            help="kafka://host:port[,host:port], kafka+ssl://..., amqp://user@host:port/vhost "
+            "or amqps://... (default: $DISPYTCH_BROKER_URL).",
         ),
         click.option("--topic", help="Kafka: the dead-letter topic."),
         click.option(
@@ -75,6 +78,7 @@ def source_options(command: F) -> F:
             "(default dispytch-dlq-replay).",
         ),
     ]
+    command = connection_options(command)  # listed after these in --help
     for option in reversed(options):
         command = option(command)
     return command
@@ -213,7 +217,9 @@ def _run(
     def shown(error: BaseException) -> str:
         return _shown(str(error))
 
-    with _masking(url_secrets(options["broker"])):
+    settings = connection_settings(options)
+    password = settings["password"]
+    with _masking(url_secrets(options["broker"]) + ((password,) if password else ())):
         try:
             store = open_store(
                 options["broker"],
@@ -222,6 +228,7 @@ def _run(
                 queue=options["queue"],
                 exchange=options["exchange"],
                 replay_group=options["replay_group"],
+                **settings,
             )
         except StoreUsageError as error:
             raise click.UsageError(shown(error)) from None

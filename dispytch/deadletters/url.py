@@ -14,6 +14,7 @@ embed the CLI).
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
@@ -45,6 +46,14 @@ class StoreOptions:
     exchange: str | None = None
     #: the consumer group recording replay progress (Kafka)
     replay_group: str | None = None
+    #: replace the URL's user name and password (from a file or the environment: no password
+    #: needs to sit in a URL, nor in the shell's history)
+    username: str | None = None
+    password: str | None = None
+    #: TLS settings, for a URL whose scheme says TLS
+    ssl_context: ssl.SSLContext | None = None
+    #: the SASL mechanism (Kafka; SCRAM-SHA-512 when a user name is given)
+    sasl_mechanism: str | None = None
 
     def refuse(self, *names: str, because: str) -> None:
         """Raise `StoreUsageError(because)` when any option in `names` is given."""
@@ -101,15 +110,24 @@ def open_store(
     queue: str | None = None,
     exchange: str | None = None,
     replay_group: str | None = None,
+    username: str | None = None,
+    password: str | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    sasl_mechanism: str | None = None,
 ) -> DeadLetterStore:
     """The store for `broker_url`, by its scheme. With Dispytch's own backends:
 
-    - `kafka://host:9092[,host2:9092]`: the dead-letter topic `topic`, or `<source_topic>.dlq`;
-      `replay_group` names the group that records replay progress;
-    - `amqp://user:password@host:5672/vhost` (or `amqps://`): the dead-letter queue `queue`
-      (default `dispytch.dlq`), replayed through `exchange` (default: the queue's name
+    - `kafka://host:9092[,host2:9092]` (`kafka+ssl://` for TLS): the dead-letter topic
+      `topic`, or `<source_topic>.dlq`; `replay_group` names the group that records replay
+      progress. With a user name (`kafka+ssl://user:password@host:9094`, or `username=`), it
+      logs in with SASL (`sasl_mechanism`, default SCRAM-SHA-512);
+    - `amqp://user:password@host:5672/vhost` (`amqps://` for TLS): the dead-letter queue
+      `queue` (default `dispytch.dlq`), replayed through `exchange` (default: the queue's name
       without `.dlq`). `source_topic` is not a destination on RabbitMQ (one queue holds the
       dead letters of every topic): filter with `LetterFilter(original_topics=...)` instead.
+
+    `username` and `password` replace those of the URL; `ssl_context` sets up TLS (for a TLS
+    URL only; without it, TLS verifies against the system's CA certificates).
     """
     try:
         scheme = urlsplit(broker_url).scheme
@@ -122,5 +140,15 @@ def open_store(
             f"unsupported broker URL {masked_url(broker_url)!r}: no dead-letter store for "
             f"this scheme (known: {known})"
         )
-    options = StoreOptions(topic, source_topic, queue, exchange, replay_group)
+    options = StoreOptions(
+        topic,
+        source_topic,
+        queue,
+        exchange,
+        replay_group,
+        username,
+        password,
+        ssl_context,
+        sasl_mechanism,
+    )
     return opener(broker_url, options)

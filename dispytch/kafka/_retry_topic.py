@@ -19,7 +19,8 @@ from typing import Any
 from aiokafka import errors as kafka_errors
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from dispytch.kafka._errors import KAFKA_EXCEPTIONS, connection_error
+from dispytch.kafka._errors import KAFKA_EXCEPTIONS
+from dispytch.kafka._secure import start_error
 
 log = logging.getLogger("dispytch.kafka")
 
@@ -65,7 +66,7 @@ async def ensure_retry_topic(
         await _wait_for_leaders(admin, topic, partitions or largest)
         return True
     except KAFKA_EXCEPTIONS as exc:
-        raise connection_error(exc, f"creating the retry topic {topic!r}") from exc
+        raise await start_error(exc, options, f"creating the retry topic {topic!r}") from exc
     finally:
         await _close(admin)
 

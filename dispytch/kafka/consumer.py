@@ -39,7 +39,7 @@ from dispytch.kafka._dead_letters import (
     stored_headers,
 )
 from dispytch.kafka._delivery import KafkaDelivery
-from dispytch.kafka._errors import KAFKA_EXCEPTIONS, connection_error
+from dispytch.kafka._errors import KAFKA_EXCEPTIONS
 from dispytch.kafka._fetch import RecordFetcher
 from dispytch.kafka._offsets import CommitTracker, PartitionOffsets
 from dispytch.kafka._publisher import RecordPublisher
@@ -47,6 +47,7 @@ from dispytch.kafka._rebalance import CommittingRebalanceListener
 from dispytch.kafka._redelivery import Rewinder
 from dispytch.kafka._retry import DEFAULT_RETRY_SUFFIX, RetryScheduler, retry_headers
 from dispytch.kafka._retry_topic import ensure_retry_topic
+from dispytch.kafka._secure import start_error, warn_if_insecure
 from dispytch.kafka._subscribe import SubscriptionPlan, plan_subscription
 
 log = logging.getLogger("dispytch.kafka")
@@ -234,6 +235,7 @@ class KafkaConsumer(Consumer):
         client = self._client
         assert client is not None
         self._committer.enabled = warn_about_wrapped_client(client)
+        warn_if_insecure(self._create_options, "the Kafka consumer")
         await self._subscribe(client, subscriptions)
         if not is_started(client):
             self._owns_client = True
@@ -241,7 +243,7 @@ class KafkaConsumer(Consumer):
                 await client.start()
             except KAFKA_EXCEPTIONS as exc:
                 await quiet_stop(client)
-                raise connection_error(exc, "starting the consumer") from exc
+                raise await start_error(exc, self._create_options, "starting the consumer") from exc
         self._stop_signal = asyncio.get_running_loop().create_future()
         self._committer.start(client)
         self._started = True

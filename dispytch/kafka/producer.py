@@ -12,12 +12,8 @@ from aiokafka import AIOKafkaProducer
 from dispytch.backends.base import OutgoingMessage, Producer, mark_confirmed
 from dispytch.errors import BackendError
 from dispytch.kafka._aiokafka_private import producer_started
-from dispytch.kafka._errors import (
-    KAFKA_EXCEPTIONS,
-    SEND_EXCEPTIONS,
-    connection_error,
-    producer_error,
-)
+from dispytch.kafka._errors import KAFKA_EXCEPTIONS, SEND_EXCEPTIONS, producer_error
+from dispytch.kafka._secure import start_error, warn_if_insecure
 from dispytch.kafka.config import KafkaEventConfig, header_bytes
 from dispytch.loops import LoopBinding, other_loop_error
 
@@ -78,11 +74,12 @@ class KafkaProducer(Producer):
             client = self._client
             assert client is not None
             if self._owns_client:
+                warn_if_insecure(self._options, "the Kafka producer")
                 try:
                     await client.start()
                 except KAFKA_EXCEPTIONS as exc:
                     await _quiet_stop(client)
-                    raise connection_error(exc, "starting the producer") from exc
+                    raise await start_error(exc, self._options, "starting the producer") from exc
             self._started = True
             self._loop.bind()
 

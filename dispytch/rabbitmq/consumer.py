@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,9 +17,9 @@ from dispytch.rabbitmq._amqp import (
     AbstractExchange,
     AbstractIncomingMessage,
     AbstractQueue,
-    aio_pika,
     aiormq,
 )
+from dispytch.rabbitmq._connect import connect
 from dispytch.rabbitmq._errors import CONNECTION_ERRORS
 from dispytch.rabbitmq.delivery import RabbitMQDelivery, Settlement
 from dispytch.rabbitmq.topology import (
@@ -91,6 +92,7 @@ class RabbitMQConsumer(Consumer):
         self._stopped = False
         # set by create(): the consumer owns its connection
         self._url: str | None = None
+        self._ssl_context: ssl.SSLContext | None = None
         self._group: str | None = None
         self._topology = Topology()
         self._queue_arguments: dict[str, Any] | None = None
@@ -115,6 +117,7 @@ class RabbitMQConsumer(Consumer):
         publish_timeout: float | None = 30.0,
         connect_timeout: float = 10.0,
         reconnect_interval: float = 2.0,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> RabbitMQConsumer:
         """A consumer for consumer group `group` that connects to `url` when started.
 
@@ -124,6 +127,10 @@ class RabbitMQConsumer(Consumer):
         listener's `max_concurrency` (100 outside a listener). `queue_arguments` are passed to
         the group queue's declaration (for example
         `{"x-queue-type": "quorum", "x-delivery-limit": 20}`).
+
+        TLS: an `amqps://` URL, with `ssl_context` (or the URL's `cafile`, `certfile`,
+        `keyfile`). A wrong password or a failed certificate check raises
+        `BrokerAuthenticationError` or `BrokerTLSError` on start (docs/security.md).
         """
         topology = Topology(exchange)
         consumer = cls(
@@ -134,6 +141,7 @@ class RabbitMQConsumer(Consumer):
         )
         consumer._prefetch_follows_listener = prefetch is None
         consumer._url = url
+        consumer._ssl_context = ssl_context
         consumer._group = group
         consumer._topology = topology
         consumer._queue_arguments = queue_arguments
@@ -167,6 +175,9 @@ class RabbitMQConsumer(Consumer):
             for queue in self._queues:
                 tag = await queue.consume(self._callback_for(queue))
                 self._consumers.append((queue, tag))
+        except BackendError:
+            await self.close()
+            raise
         except aiormq.exceptions.ChannelClosed as error:  # a declaration the broker refused
             await self.close()
             raise BackendError(
@@ -184,10 +195,12 @@ class RabbitMQConsumer(Consumer):
     async def _declare_own(self, subscriptions: list[Subscription]) -> None:
         assert self._url is not None
         assert self._group is not None
-        self._connection = await aio_pika.connect_robust(
+        self._connection = await connect(
             self._url,
+            ssl_context=self._ssl_context,
             timeout=self._connect_timeout,
             reconnect_interval=self._reconnect_interval,
+            what="the RabbitMQ consumer",
         )
         channel: AbstractChannel = await self._connection.channel(publisher_confirms=True)
         exchange: AbstractExchange = await declare_exchange(channel, self._topology.exchange)
