@@ -16,6 +16,7 @@ from dispytch.dispatch import Dispatcher
 from dispytch.errors import BackendError, ConsumerStoppedError
 from dispytch.retry import Backoff, ExponentialBackoff
 from dispytch.routing.group import HandlerFunc, HandlerGroup, HandlerSpec
+from dispytch.routing.patterns import Subscription
 from dispytch.routing.router import Router
 from dispytch.scheduling import OrderedWorkerPool, withdraw_cancel_requests
 from dispytch.serialization.base import Deserializer
@@ -130,6 +131,8 @@ class EventListener:
                 f"handler {spec.name!r}: handlers must be added before the listener starts"
             )
         self._router.check(spec)
+        # a topic name the backend refuses fails here, not at start or after a broker timeout
+        self.consumer.check_subscription(Subscription.parse(spec.topic, self._router.delimiter))
 
     def _add_handler(self, spec: HandlerSpec) -> None:
         self._check_handler(spec)

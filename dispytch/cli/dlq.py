@@ -29,6 +29,7 @@ from dispytch.deadletters import (
     DeadLetterStore,
     LetterFilter,
     StoreUsageError,
+    find_letters,
     open_store,
     replay_letters,
     select_letters,
@@ -135,13 +136,12 @@ def list_command(as_json: bool, include_replayed: bool, **options: Any) -> None:
 @click.option("--json", "as_json", is_flag=True, help="As one JSON object.")
 @click.option("--all", "include_replayed", is_flag=True, help="Kafka: include replayed letters.")
 def show_command(letter: str, as_json: bool, include_replayed: bool, **options: Any) -> None:
-    """Show one dead letter in full: LETTER is its event id or its index in `list`."""
+    """Show one dead letter in full: LETTER is its event id, a unique start of it (77ab), or
+    its index in `list`."""
 
     async def run(store: DeadLetterStore, selection: LetterFilter) -> None:
         letters = await select_letters(store, selection, include_replayed=include_replayed)
-        found = [one for one in letters if one.event_id == letter]
-        if not found and letter.isdigit():
-            found = [one for one in letters if one.index == int(letter)]
+        found = find_letters(letters, letter)
         if not found:
             raise click.ClickException(printable(f"no dead letter {letter!r} in {store.source}"))
         for number, one in enumerate(found):

@@ -49,6 +49,7 @@ from dispytch.kafka._retry import DEFAULT_RETRY_SUFFIX, RetryScheduler, retry_he
 from dispytch.kafka._retry_topic import ensure_retry_topic
 from dispytch.kafka._secure import start_error, warn_if_insecure
 from dispytch.kafka._subscribe import SubscriptionPlan, plan_subscription
+from dispytch.kafka._topic_names import check_subscription
 
 log = logging.getLogger("dispytch.kafka")
 
@@ -224,11 +225,16 @@ class KafkaConsumer(Consumer):
 
     # -- lifecycle ---------------------------------------------------------------------------
 
+    def check_subscription(self, subscription: Subscription) -> None:
+        check_subscription(subscription)
+
     async def start(self, subscriptions: Sequence[Subscription]) -> None:
         if self._started:
             return
         if self._closed:
             raise ConsumerStoppedError("the consumer was closed")
+        for subscription in subscriptions:
+            check_subscription(subscription)
         if self._create_options is not None:
             self._client = AIOKafkaConsumer(**self._create_options)
             self._owns_client = True
