@@ -48,7 +48,11 @@ from dispytch.kafka._redelivery import Rewinder
 from dispytch.kafka._retry import DEFAULT_RETRY_SUFFIX, RetryScheduler, retry_headers
 from dispytch.kafka._retry_topic import ensure_retry_topic
 from dispytch.kafka._secure import start_error, warn_if_insecure
-from dispytch.kafka._subscribe import SubscriptionPlan, plan_subscription
+from dispytch.kafka._subscribe import (
+    SubscriptionPlan,
+    plan_subscription,
+    with_pattern_refresh,
+)
 from dispytch.kafka._topic_names import check_subscription
 
 log = logging.getLogger("dispytch.kafka")
@@ -119,6 +123,7 @@ class KafkaConsumer(Consumer):
         self._create_options: dict[str, Any] | None = None
         self._topics: tuple[str, ...] | None = None
         self._pattern: str | None = None
+        self._metadata_age_given = False
         self._owns_client = False
         self._dead_letter_suffix = None if dead_letter_topic is not None else dead_letter_suffix
         self._publisher = RecordPublisher(
@@ -210,6 +215,7 @@ class KafkaConsumer(Consumer):
         }
         self._topics = tuple(topics) if topics else None
         self._pattern = pattern
+        self._metadata_age_given = "metadata_max_age_ms" in aiokafka_options
         self._choose_retry_topic(group_id)
         return self
 
@@ -236,7 +242,15 @@ class KafkaConsumer(Consumer):
         for subscription in subscriptions:
             check_subscription(subscription)
         if self._create_options is not None:
-            self._client = AIOKafkaConsumer(**self._create_options)
+            self._client = AIOKafkaConsumer(
+                **with_pattern_refresh(
+                    self._create_options,
+                    self._metadata_age_given,
+                    self._topics,
+                    self._pattern,
+                    subscriptions,
+                )
+            )
             self._owns_client = True
         client = self._client
         assert client is not None
