@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaProducer
 from dispytch.backends.base import OutgoingMessage, Producer, mark_confirmed
 from dispytch.errors import BackendError
 from dispytch.kafka._aiokafka_private import producer_started
+from dispytch.kafka._client_logs import quiet_expected_client_logs
 from dispytch.kafka._errors import KAFKA_EXCEPTIONS, SEND_EXCEPTIONS, producer_error
 from dispytch.kafka._secure import start_error, warn_if_insecure
 from dispytch.kafka._topic_names import check_topic
@@ -65,6 +66,7 @@ class KafkaProducer(Producer):
 
     async def start(self) -> None:
         self._leave_other_loop()
+        quiet_expected_client_logs()
         async with self._start_lock:
             if self._started:
                 return

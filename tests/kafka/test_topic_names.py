@@ -4,6 +4,8 @@ fails at once, naming the rule, instead of after a 40 s metadata wait."""
 from __future__ import annotations
 
 import asyncio
+import logging
+import uuid
 
 import pytest
 from pydantic import BaseModel
@@ -66,3 +68,17 @@ def test_registering_a_handler_kafka_cannot_subscribe_to_fails(bootstrap: str) -
 
     assert "orders:{region}" in str(refused.value)
     assert "':'" in str(refused.value)
+
+
+async def test_the_first_emit_to_a_new_topic_logs_no_client_error(
+    bootstrap: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    producer = KafkaProducer.create(bootstrap)
+    topic = f"dispytch-new-{uuid.uuid4().hex[:12]}"  # created by the broker on first use
+    try:
+        await producer.send(OutgoingMessage(topic, b"x"), timeout=30)
+    finally:
+        await producer.close()
+    noisy = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert not [message for message in noisy if "not found in cluster metadata" in message], noisy
