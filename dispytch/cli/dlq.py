@@ -89,6 +89,11 @@ def filter_options(command: F) -> F:
     options = [
         click.option("--event-type", multiple=True, help="Only this event type (repeatable)."),
         click.option(
+            "--group",
+            multiple=True,
+            help="RabbitMQ: only letters of this consumer group (or its queue; repeatable).",
+        ),
+        click.option(
             "--error-type", multiple=True, help="Only this exception class name (repeatable)."
         ),
         click.option(
@@ -242,6 +247,7 @@ def _run(
             # one destination for every topic: --source-topic selects letters, not the store
             original_topics=[source_topic] if source_topic and store.holds_every_topic else [],
             error_contains=options.get("error_contains"),
+            groups=options.get("group", ()),
         )
 
         async def main() -> None:
