@@ -35,7 +35,8 @@ class EventListener:
 
     - `deserializer`: the wire format; by default JSON, or MessagePack for messages whose
       `content-type` header says so.
-    - `topic_delimiter`: splits topics into segments for `{name}` and `*` in handler topics.
+    - `topic_delimiter`: splits topics into segments for `{name}` and `*` in handler topics;
+      by default the consumer's (`capabilities.topic_delimiter`: "." on Kafka, else ":").
     - `max_concurrency`: deliveries handled (or waiting behind their key) at once; the listener
       fetches no more than that.
     - `shutdown_grace`: seconds `stop()` lets running handlers finish before cancelling them
@@ -49,7 +50,7 @@ class EventListener:
         self,
         consumer: Consumer,
         deserializer: Deserializer | None = None,
-        topic_delimiter: str = ":",
+        topic_delimiter: str | None = None,
         *,
         max_concurrency: int = 100,
         shutdown_grace: float = 30.0,
@@ -62,6 +63,8 @@ class EventListener:
         self.max_concurrency = max_concurrency
         self.shutdown_grace = shutdown_grace
         self.close_timeout = close_timeout
+        if topic_delimiter is None:  # the backend's default: "." on Kafka, ":" elsewhere
+            topic_delimiter = consumer.capabilities.topic_delimiter
         self._router = Router(topic_delimiter)
         self._dispatcher = Dispatcher(
             self._router, deserializer, _default_deserializers(), dead_letter_unhandled
@@ -130,9 +133,9 @@ class EventListener:
             raise RuntimeError(
                 f"handler {spec.name!r}: handlers must be added before the listener starts"
             )
-        self._router.check(spec)
         # a topic name the backend refuses fails here, not at start or after a broker timeout
         self.consumer.check_subscription(Subscription.parse(spec.topic, self._router.delimiter))
+        self._router.check(spec)
 
     def _add_handler(self, spec: HandlerSpec) -> None:
         self._check_handler(spec)

@@ -60,6 +60,9 @@ class Capabilities:
     native_delay: bool = False
     #: the largest message value the broker accepts, when it has a limit
     max_message_bytes: int | None = None
+    #: the `topic_delimiter` a listener uses when it is given none (Kafka: "."; ":" can be in
+    #: no Kafka topic name)
+    topic_delimiter: str = ":"
 
 
 @dataclass(frozen=True, slots=True)

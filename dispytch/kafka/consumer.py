@@ -36,6 +36,7 @@ from dispytch.kafka._dead_letters import (
     DEFAULT_DEAD_LETTER_SUFFIX,
     DeadLetterPublisher,
     dead_letter_topic_namer,
+    per_pattern_namer,
     stored_headers,
 )
 from dispytch.kafka._delivery import KafkaDelivery
@@ -64,6 +65,7 @@ KAFKA_CAPABILITIES = Capabilities(
     redelivers_on_nack=True,
     native_delay=True,
     max_message_bytes=1_000_000,
+    topic_delimiter=".",
 )
 #: a consumer without a retry topic (delayed_retries=False, or no group) cannot retry later
 NO_RETRY_TOPIC_CAPABILITIES = replace(KAFKA_CAPABILITIES, native_delay=False)
@@ -90,7 +92,8 @@ class KafkaConsumer(Consumer):
     `KafkaConsumer.create(bootstrap_servers, group_id, ...)` creates and owns the client.
 
     Dead letters go to `dead_letter_topic(topic)` when given, else to `topic + dead_letter_suffix`
-    (default `<topic>.dlq`). Delayed retries go through `retry_topic` (default
+    (default `<topic>.dlq`); those of a wildcard handler topic go to its literal start plus the
+    suffix (`orders.{customer_id}`: `orders.dlq`). Delayed retries go through `retry_topic` (default
     `<group_id>.retry`), created with `retry_partitions` partitions when missing (unless
     `create_retry_topic=False`) and read along with the handler topics; `delayed_retries=False`
     turns them off. Both are stored through `dead_letter_producer` when given, else through a
@@ -411,6 +414,9 @@ class KafkaConsumer(Consumer):
             if retry_topic is not None:
                 self._scheduler.attach(client)
         self._retry_topic_read = retry_topic is not None
+        suffix = self._dead_letter_suffix
+        if suffix is not None and self._topics is None and self._pattern is None:
+            self._dead_letters.topic_for = per_pattern_namer(subscriptions, suffix)
         accepts = plan.accepts()
         self.reads_topic = lambda topic: topic != retry_topic and accepts(topic)
         full = plan.with_topic(retry_topic)

@@ -35,7 +35,9 @@ async def test_a_topic_created_after_start_is_read_within_seconds_and_nothing_tw
 ) -> None:
     handled: Counter[int] = Counter()
     all_seen = asyncio.Event()
-    listener = EventListener(KafkaConsumer.create(bootstrap, group_name()), topic_delimiter=".")
+    # no topic_delimiter: a Kafka consumer's default is "." (switching backends changes only
+    # the consumer and the producer)
+    listener = EventListener(KafkaConsumer.create(bootstrap, group_name()))
 
     @listener.handler(topic=PREFIX + ".{customer_id}", event="placed")
     async def handle(event: Event[Body]) -> None:
@@ -54,3 +56,12 @@ async def test_a_topic_created_after_start_is_read_within_seconds_and_nothing_tw
     await producer.close()
     assert set(handled) == set(range(200))
     assert [n for n, times in handled.items() if times > 1] == []
+
+
+def test_the_listener_takes_its_default_delimiter_from_the_consumer(bootstrap: str) -> None:
+    from dispytch import InMemoryBroker
+
+    assert EventListener(KafkaConsumer.create(bootstrap, "g")).topic_delimiter == "."
+    assert EventListener(InMemoryBroker().consumer("g")).topic_delimiter == ":"
+    given = EventListener(KafkaConsumer.create(bootstrap, "g"), topic_delimiter="-")
+    assert given.topic_delimiter == "-"
