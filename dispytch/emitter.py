@@ -7,7 +7,15 @@ import contextlib
 import inspect
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import (
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from types import TracebackType
 from typing import Any
 
@@ -26,8 +34,9 @@ from dispytch.errors import (
 )
 from dispytch.events import EventBase
 from dispytch.loops import LoopBinding
+from dispytch.middleware.context import EmitContext, EmitMiddleware, compose
 from dispytch.serialization.base import CONTENT_TYPE_HEADER, Serializer
-from dispytch.serialization.json import JSONSerializer
+from dispytch.serialization.codec import Codec, Encoded, JSONCodec, SerializerCodec
 from dispytch.topics import fill_topic
 
 logger = logging.getLogger("dispytch.emitter")
@@ -51,14 +60,26 @@ class EventEmitter:
         producer: Producer,
         serializer: Serializer | None = None,
         *,
+        codec: Codec | None = None,
+        middleware: Sequence[EmitMiddleware] = (),
         timeout: float | None = None,
         topic_delimiter: str | None = None,
     ) -> None:
-        """`topic_delimiter`: the listeners' delimiter, refused inside `{field}` values of
-        topics; by default read from each `__topic__` template (see `dispytch.topics`)."""
+        """`codec`: the wire format of events whose class has no `__codec__` (JSON by
+        default; `serializer`, a 0.10-style serializer, still works). `middleware`: emit
+        middleware, the first the outermost (see docs/middleware.md). `topic_delimiter`: the
+        listeners' delimiter, refused inside `{field}` values of topics; by default read from
+        each `__topic__` template (see `dispytch.topics`)."""
         self.producer = producer
         self.topic_delimiter = topic_delimiter
-        self.serializer: Serializer = serializer or JSONSerializer()
+        if codec is None:
+            codec = JSONCodec() if serializer is None else SerializerCodec(serializer, None)
+        self.codec: Codec = codec
+        self._middleware: list[EmitMiddleware] = []
+        #: the emit middleware chain, composed when middleware is added (None: none)
+        self._chain: Callable[[EmitContext], Awaitable[Any]] | None = None
+        for each in middleware:
+            self.emit_middleware(each)
         self.timeout = timeout
         self._timeout_callback: TimeoutCallback | None = None
         self._started = False
@@ -72,6 +93,13 @@ class EventEmitter:
         self._timeout_callback = callback
         return callback
 
+    def emit_middleware(self, middleware: EmitMiddleware) -> EmitMiddleware:
+        """Add (as a decorator) a middleware around every emit: it sees the event and the
+        outgoing message before the producer is called, and the outcome after."""
+        self._middleware.append(middleware)
+        self._chain = compose(self._middleware, self._send_in_chain)
+        return middleware
+
     async def emit(
         self,
         event: EventBase,
@@ -79,13 +107,14 @@ class EventEmitter:
         timeout: float | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        message = self.to_message(event, headers)
+        prepared = self._prepare(event, headers)
+        message = prepared if type(prepared) is OutgoingMessage else await prepared  # type: ignore[misc]
+        wait = self.timeout if timeout is None else timeout
         try:
-            with _as_emit_errors():
-                await self._ensure_started()
-                await self.producer.send(
-                    message, timeout=self.timeout if timeout is None else timeout
-                )
+            if self._chain is None:
+                await self._send(message, wait)
+            else:
+                await self._chain(EmitContext(event, message, wait))
         except EmitTimeoutError:
             if self._timeout_callback is None:
                 raise
@@ -101,18 +130,25 @@ class EventEmitter:
         (`unconfirmed`)."""
         event_list = list(events)
         try:
-            messages = [self.to_message(event) for event in event_list]
+            messages = []
+            for event in event_list:
+                prepared = self._prepare(event, None)
+                messages.append(
+                    prepared if type(prepared) is OutgoingMessage else await prepared  # type: ignore[misc]
+                )
         except EmitError as error:
             error.confirmed, error.unconfirmed = (), tuple(event_list)
             raise
         if not messages:
             return
+        wait = self.timeout if timeout is None else timeout
+        if self._chain is not None:
+            await self._emit_each(event_list, messages, wait)
+            return
         try:
             with _as_emit_errors():
                 await self._ensure_started()
-                await self.producer.send_many(
-                    messages, timeout=self.timeout if timeout is None else timeout
-                )
+                await self.producer.send_many(messages, timeout=wait)
         except EmitError as error:
             stored = {id(message) for message in confirmed_messages(error)}
             error.confirmed = tuple(
@@ -123,10 +159,69 @@ class EventEmitter:
             )
             raise
 
+    async def _emit_each(
+        self, events: list[EventBase], messages: list[OutgoingMessage], wait: float | None
+    ) -> None:
+        """`emit_many` through emit middleware: each event on its own (concurrently), as the
+        middleware wraps one send; the error names what was confirmed, as without it."""
+        chain = self._chain
+        assert chain is not None
+        results = await asyncio.gather(
+            *(chain(EmitContext(e, m, wait)) for e, m in zip(events, messages, strict=True)),
+            return_exceptions=True,
+        )
+        failed = [r for r in results if isinstance(r, BaseException)]
+        if not failed:
+            return
+        first = failed[0]
+        error = first if isinstance(first, EmitError) else EmitError(str(first))
+        error.confirmed = tuple(
+            e for e, r in zip(events, results, strict=True) if not isinstance(r, BaseException)
+        )
+        error.unconfirmed = tuple(
+            e for e, r in zip(events, results, strict=True) if isinstance(r, BaseException)
+        )
+        if error is first:
+            raise error
+        raise error from first
+
+    async def _send_in_chain(self, context: EmitContext) -> None:
+        """The end of the emit middleware chain: the producer, and the outcome."""
+        if context.outcome is not None:
+            raise RuntimeError("call_next() was called twice for one emit")
+        try:
+            await self._send(context.message, context.timeout)
+        except EmitTimeoutError as error:
+            context.outcome, context.error = "timed_out", error
+            raise
+        except EmitError as error:
+            context.outcome, context.error = "failed", error
+            raise
+        context.outcome = "sent"
+
+    async def _send(self, message: OutgoingMessage, timeout: float | None) -> None:
+        with _as_emit_errors():
+            await self._ensure_started()
+            await self.producer.send(message, timeout=timeout)
+
     def to_message(
         self, event: EventBase, headers: Mapping[str, str] | None = None
     ) -> OutgoingMessage:
-        """The message `emit` would send for `event` (useful in tests)."""
+        """The message `emit` would send for `event` (useful in tests), when its codec
+        encodes without awaiting."""
+        prepared = self._prepare(event, headers)
+        if type(prepared) is not OutgoingMessage:
+            prepared.close()  # type: ignore[union-attr]
+            raise EventSerializationError(
+                f"the codec of {type(event).__name__} encodes asynchronously; "
+                "to_message() cannot wait for it (emit() can)"
+            )
+        return prepared
+
+    def _prepare(
+        self, event: EventBase, headers: Mapping[str, str] | None
+    ) -> OutgoingMessage | Coroutine[Any, Any, OutgoingMessage]:
+        """The message for `event`; a coroutine that makes it when its codec must await."""
         if not isinstance(event, EventBase):
             raise EventSerializationError(
                 f"emit() takes an EventBase instance, got {type(event).__name__}"
@@ -137,26 +232,21 @@ class EventEmitter:
             raise EventSerializationError(f"{event_class.__name__} has no __event_type__")
         topic = fill_topic(event, self.topic_delimiter)
         timestamp_ms = int(time.time() * 1000)
-        try:
+        codec: Codec = event_class.__codec__ or self.codec
+        with _as_serialization_error(event):
             body = event.model_dump(mode="json")
-            value = self.serializer.serialize(
-                build_envelope(event.id, event_type, body, timestamp_ms)
-            )
-        except (PydanticSerializationError, TypeError, ValueError) as exc:
-            raise EventSerializationError(
-                f"cannot serialize {event_class.__name__} (id {event.id}): {exc}"
-            ) from exc
-        message_headers = {CONTENT_TYPE_HEADER: self.serializer.content_type}
-        if headers:
-            message_headers.update(headers)
-        return OutgoingMessage(
+            encoded = codec.encode(build_envelope(event.id, event_type, body, timestamp_ms), event)
+        message = OutgoingMessage(
             topic=topic,
-            value=value,
+            value=b"",
             key=_key_of(event),
-            headers=message_headers,
+            headers={CONTENT_TYPE_HEADER: codec.content_type},
             config=event.__backend_config__,
             timestamp_ms=timestamp_ms,
         )
+        if type(encoded) is tuple:
+            return _filled(message, encoded, headers)
+        return _after_encoding(message, encoded, headers, event)  # type: ignore[arg-type]
 
     async def _ensure_started(self) -> None:
         if self._closed:
@@ -212,6 +302,39 @@ def _as_emit_errors() -> Iterator[None]:
         raise ProducerUnavailableError(str(exc)) from exc
     except BackendError as exc:
         raise ProducerError(str(exc)) from exc
+
+
+@contextlib.contextmanager
+def _as_serialization_error(event: EventBase) -> Iterator[None]:
+    try:
+        yield
+    except (PydanticSerializationError, TypeError, ValueError) as exc:
+        raise EventSerializationError(
+            f"cannot serialize {type(event).__name__} (id {event.id}): {exc}"
+        ) from exc
+
+
+def _filled(
+    message: OutgoingMessage, encoded: Encoded, headers: Mapping[str, str] | None
+) -> OutgoingMessage:
+    value, codec_headers = encoded
+    message.value = value
+    if codec_headers:
+        message.headers.update(codec_headers)
+    if headers:
+        message.headers.update(headers)
+    return message
+
+
+async def _after_encoding(
+    message: OutgoingMessage,
+    encoding: Awaitable[Encoded],
+    headers: Mapping[str, str] | None,
+    event: EventBase,
+) -> OutgoingMessage:
+    with _as_serialization_error(event):
+        encoded = await encoding
+    return _filled(message, encoded, headers)
 
 
 def _key_of(event: EventBase) -> bytes | None:

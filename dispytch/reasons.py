@@ -7,8 +7,15 @@ neither may raise because of them.
 
 from __future__ import annotations
 
-from dispytch.backends.base import DeadLetterReason
+from dispytch.backends.base import ATTEMPT_HEADER, DeadLetterReason, Delivery
 from dispytch.routing.group import HandlerSpec
+
+
+def attempt_of(delivery: Delivery) -> int:
+    """The attempt this delivery of a message is: 1, or the one after those its attempt header
+    counts (a delayed retry's copy)."""
+    previous = delivery.headers.get(ATTEMPT_HEADER)
+    return 1 if previous is None else next_attempt(previous)
 
 
 def next_attempt(previous: str) -> int:

@@ -1,9 +1,10 @@
-"""The retry layer around a handler call: in place (waiting in the listener) or through the
-broker (`delayed_retries`), and what happens to retries when the listener stops.
+"""The retry layer around a handler: it owns the attempts of one handler on one message, from
+the first call to the outcome (handled, retried later, given back, dead-lettered).
 
-The policy (`retry.RetryPolicy`) decides whether and when; this module does the waiting and
-the handing back. Stopping cuts every wait short: a message with retries left is given back to
-the broker instead of being retried or dead-lettered.
+The policy (`retry.RetryPolicy`) decides whether and when; this module calls, waits (in place,
+in the listener) or hands the message back to the broker (`delayed_retries`), and decides what
+a final failure becomes. Stopping cuts every wait short: a message with retries left is given
+back to the broker instead of being retried or dead-lettered.
 """
 
 from __future__ import annotations
@@ -11,30 +12,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from typing import Any
 
 from dispytch.backends.base import ATTEMPT_HEADER, Delivery
+from dispytch.outcomes import GIVEN_BACK, HANDLED, RETRIED_LATER, Outcome, dead_lettered
+from dispytch.reasons import reason_for
 from dispytch.routing.group import HandlerSpec
 from dispytch.scheduling import is_failure
 
 logger = logging.getLogger("dispytch.listener")
 
-
-@dataclass(frozen=True, slots=True)
-class FinalFailure:
-    """The handler failed for good: the last error and how many attempts were made."""
-
-    error: BaseException
-    attempts: int
-
-
-class GiveBack:
-    """The listener stopped while the handler still had retries: give the message back."""
-
-
-GIVE_BACK = GiveBack()
-
-RetryOutcome = FinalFailure | GiveBack | None
+#: calls attempt n of a handler: (what the handler is called with, topic segments, n)
+AttemptCall = Callable[[Any, tuple[Any, ...], int], Awaitable[Any]]
 
 
 class Retrier:
@@ -63,41 +52,72 @@ class Retrier:
             return False
         return True
 
-    async def in_place(
+    async def run(
         self,
         spec: HandlerSpec,
-        event_id: str,
+        delivery: Delivery,
+        run: Any,
+        segments: tuple[Any, ...],
         attempt: int,
-        error: BaseException,
-        call_again: Callable[[int], Awaitable[None]],
-    ) -> RetryOutcome:
-        """Attempt `attempt` failed with `error`: call again (with the next attempt number)
-        after each backoff while the policy allows. None once an attempt succeeds."""
+    ) -> Outcome:
+        """Call the handler (attempt `attempt` first) until it succeeds or fails for good.
+        `run` is what it is called with (it carries the event's `id` and `type`)."""
+        call: AttemptCall = spec.attempt
         policy = spec.retry
-        while policy.should_retry(error, attempt):
+        while True:
+            try:
+                await call(run, segments, attempt)
+                return HANDLED
+            except (Exception, asyncio.CancelledError) as exc:
+                if not is_failure(exc):
+                    raise
+                error: BaseException = exc
+            if not policy.should_retry(error, attempt):
+                return await self._failed(spec, delivery, run, attempt, error)
+            delayed = policy.delayed and self.delayed_supported and not self.stopping
+            if delayed and await self._later(spec, delivery, run.id, attempt, error):
+                return RETRIED_LATER
             delay = policy.delay(attempt)
             logger.warning(
                 "handler %r failed on event %s (attempt %d, %s: %s); retrying in %.2fs",
                 spec.name,
-                event_id,
+                run.id,
                 attempt,
                 type(error).__name__,
                 error,
                 delay,
             )
             if await self.wait(delay):
-                return GIVE_BACK
+                return GIVEN_BACK
             attempt += 1
-            try:
-                await call_again(attempt)
-                return None
-            except (Exception, asyncio.CancelledError) as exc:
-                if not is_failure(exc):
-                    raise
-                error = exc
-        return FinalFailure(error, attempt)
 
-    async def later(
+    async def _failed(
+        self, spec: HandlerSpec, delivery: Delivery, run: Any, attempts: int, error: BaseException
+    ) -> Outcome:
+        """The handler failed for good after `attempts` attempts."""
+        if isinstance(error, asyncio.CancelledError) and await self._stopping_now():
+            return GIVEN_BACK  # cancelled by the stop around it, not a failure of the event
+        topic = delivery.topic
+        logger.error(
+            "handler %r failed for good on event %s of type %r from %r after %d "
+            "attempt(s); dead-lettering it",
+            spec.name,
+            run.id,
+            run.type,
+            topic,
+            attempts,
+            exc_info=error,
+        )
+        return dead_lettered(reason_for("handler", error, topic, attempts, spec, run.id, run.type))
+
+    async def _stopping_now(self) -> bool:
+        """Whether the listener is stopping, once the tasks cancelled together with this one
+        have run: a process that ends (`asyncio.run` returning) cancels every task at once,
+        the worker and `listen()` alike, in an order nobody chose."""
+        await asyncio.sleep(0)
+        return self.stopping
+
+    async def _later(
         self,
         spec: HandlerSpec,
         delivery: Delivery,
@@ -105,15 +125,9 @@ class Retrier:
         attempt: int,
         error: BaseException,
     ) -> bool:
-        """Hand the message back to the broker for a delayed retry. False when that is not the
-        outcome (not wanted or supported, no retries left, stopping, or the broker refused):
-        the caller then retries in place."""
-        policy = spec.retry
-        if not (policy.delayed and self.delayed_supported):
-            return False
-        if not policy.should_retry(error, attempt) or self.stopping:
-            return False
-        delay = policy.delay(attempt)
+        """Hand the message back to the broker for a delayed retry. False when the broker
+        refused: the caller then retries in place."""
+        delay = spec.retry.delay(attempt)
         headers = {**delivery.headers, ATTEMPT_HEADER: str(attempt)}
         try:
             await delivery.retry_later(delay, headers)

@@ -158,6 +158,7 @@ class HandlerPlan:
     __slots__ = (
         "_by_position",
         "_flat",
+        "_names",
         "body_type",
         "body_types",
         "func",
@@ -193,6 +194,7 @@ class HandlerPlan:
         #: the handler's leading parameters are `params`, in order: passed by position, which
         #: is cheaper than by name (see `_takes_by_position`)
         self._by_position = by_position
+        self._names = tuple(name for name, _, _ in params)
 
     def convert_segments(self, raw: Mapping[str, str]) -> tuple[Any, ...]:
         """Convert the topic's segment texts for this handler (raises pydantic ValidationError)."""
@@ -208,60 +210,53 @@ class HandlerPlan:
         plans), or else with the Event for each body type taken from `source`."""
         if not self._flat:
             return self._call_with_state(_source(event, source), segments)
-        # The common shape, without the per-event state: plain functions, nothing to cache or
-        # tear down. Two copies of one loop: arguments by position (cheaper) or by name.
-        if self._by_position:
-            args: list[Any] = []
-            for _, kind, payload in self.params:
-                if kind == _FROM_EVENT:
-                    args.append(event if source is None else source.event_for(payload))
-                elif kind == _FROM_SEGMENT:
-                    args.append(segments[payload])
-                else:
-                    value = payload.factory()
-                    if type(value) in _GENERATOR_CM_TYPES:
-                        return self._leave_flat_path(event, source, segments, payload, value)
-                    args.append(value)
-            return self.func(*args)  # type: ignore[no-any-return]
-        kwargs: dict[str, Any] = {}
-        for name, kind, payload in self.params:
+        # The flat path: every dependency is a plain function without parameters, used once,
+        # so there is nothing to cache or tear down and no per-event state to build.
+        args: list[Any] = []
+        for _, kind, payload in self.params:
             if kind == _FROM_EVENT:
-                kwargs[name] = event if source is None else source.event_for(payload)
+                args.append(event if source is None else source.event_for(payload))
             elif kind == _FROM_SEGMENT:
-                kwargs[name] = segments[payload]
+                args.append(segments[payload])
             else:
                 value = payload.factory()
                 if type(value) in _GENERATOR_CM_TYPES:
-                    return self._leave_flat_path(event, source, segments, payload, value)
-                kwargs[name] = value
-        return self.func(**kwargs)  # type: ignore[no-any-return]
+                    return self._call_with_state(
+                        _source(event, source), segments, self._made(args, payload, value)
+                    )
+                args.append(value)
+        if self._by_position:
+            return self.func(*args)  # type: ignore[no-any-return]
+        return self.func(**dict(zip(self._names, args, strict=True)))  # type: ignore[no-any-return]
 
-    def _leave_flat_path(
-        self,
-        event: Event[Any] | None,
-        source: EventSource | None,
-        segments: tuple[Any, ...],
-        node: _DependencyNode,
-        value: Any,
-    ) -> Awaitable[None]:
-        """A plain function returned a @contextmanager object: it needs entering, so this plan
-        takes the general path from now on; this event keeps the object already made (calling
-        the function again would repeat its effects)."""
-        node.simple = False
-        self._flat = False
-        return self._call_with_state(_source(event, source), segments, (node, value))
+    def _made(
+        self, args: list[Any], node: _DependencyNode, manager: Any
+    ) -> dict[_DependencyNode, Any]:
+        """The dependency values the flat path made before `node` returned a context manager
+        (a plain function returning a @contextmanager object): the general path reuses them
+        rather than calling those functions again, and enters `manager`."""
+        made: dict[_DependencyNode, Any] = {}
+        for (_, kind, payload), value in zip(
+            self.params, args, strict=False
+        ):  # args stop at `node`
+            if kind == _FROM_DEPENDENCY:
+                made[payload] = value
+        made[node] = manager
+        return made
 
     async def _call_with_state(
         self,
         source: EventSource,
         segments: tuple[Any, ...],
-        made: tuple[_DependencyNode, Any] | None = None,
+        made: dict[_DependencyNode, Any] | None = None,
     ) -> None:
         state = _CallState(source, segments)
         try:
-            if made is not None:  # a dependency value made already, to be entered and reused
-                node, manager = made
-                state.cache[node] = await state.enter(manager)
+            if made is not None:  # values the flat path made: reused; a context manager entered
+                for node, value in made.items():
+                    if type(value) in _GENERATOR_CM_TYPES:
+                        value = await state.enter(value)
+                    state.cache[node] = value
             await self.func(**(await _resolve(self.params, state)))
         except BaseException as exc:
             if state.stack is not None:

@@ -1,0 +1,72 @@
+"""A listener's own copy of a handler: its dependency overrides compiled into the plan, and
+the handler-call middleware (the listener's, the group's, the handler's) composed around it.
+
+Done once per handler when the listener starts (and when its overrides change), never per
+message. Without middleware the attempt is the plain call (`_plain_attempt`): the no-cost path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Awaitable, Sequence
+from functools import partial
+from typing import Any
+
+from dispytch.di.compile import Overrides
+from dispytch.di.plan import HandlerPlan
+from dispytch.events import Event
+from dispytch.middleware.context import HandlerCall, HandlerMiddleware, compose
+from dispytch.routing.group import HandlerSpec
+
+
+def bind(
+    spec: HandlerSpec, listener_middleware: Sequence[HandlerMiddleware], overrides: Overrides
+) -> HandlerSpec:
+    plan = spec.plan
+    if overrides and spec.recompile is not None:
+        plan = spec.recompile(overrides)
+    bound = dataclasses.replace(spec, plan=plan)
+    middlewares = (*listener_middleware, *spec.group_middleware, *spec.middleware)
+    if middlewares:
+        attempt = partial(_attempt_through, compose(middlewares, _call_plan), bound)
+    else:
+        attempt = partial(_plain_attempt, plan)
+    object.__setattr__(bound, "attempt", attempt)
+    return bound
+
+
+def uses_middleware(spec: HandlerSpec) -> bool:
+    """Whether a bound spec's attempts go through middleware (False: the plain call)."""
+    attempt = spec.attempt
+    return not (isinstance(attempt, partial) and attempt.func is _plain_attempt)
+
+
+def start(plan: HandlerPlan, run: Any, segments: tuple[Any, ...]) -> Awaitable[Any]:
+    """Start the handler with what it is called with: one Event, or a message that builds the
+    Event for each body type (`dispatch._Message`)."""
+    if type(run) is Event:
+        return plan.start(run, segments)
+    return plan.start(None, segments, run)
+
+
+def _plain_attempt(
+    plan: HandlerPlan, run: Any, segments: tuple[Any, ...], attempt: int
+) -> Awaitable[Any]:
+    run.attempt = attempt
+    return start(plan, run, segments)
+
+
+def _attempt_through(
+    chain: Any, spec: HandlerSpec, run: Any, segments: tuple[Any, ...], attempt: int
+) -> Awaitable[Any]:
+    run.attempt = attempt
+    event = run if type(run) is Event else run.event_for(spec.plan.body_type)
+    return chain(HandlerCall(event, spec, attempt, run, segments))  # type: ignore[no-any-return]
+
+
+def _call_plan(call: HandlerCall) -> Awaitable[Any]:
+    """The end of the handler-call chain: the handler itself, once per attempt."""
+    if call._called:
+        raise RuntimeError(f"call_next() was called twice for handler {call.handler.name!r}")
+    call._called = True
+    return start(call.handler.plan, call._run, call._segments)
