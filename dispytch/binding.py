@@ -53,7 +53,9 @@ def _plain_attempt(
     plan: HandlerPlan, run: Any, segments: tuple[Any, ...], attempt: int
 ) -> Awaitable[Any]:
     run.attempt = attempt
-    return start(plan, run, segments)
+    if type(run) is Event:  # `start`, inlined: this runs for every message
+        return plan.start(run, segments)
+    return plan.start(None, segments, run)
 
 
 def _attempt_through(

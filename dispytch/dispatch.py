@@ -113,7 +113,10 @@ class Dispatcher:
         """`codecs`: by content type, the first the default for messages without the header;
         `only_codec`: decodes every message whatever its header (0.10's `deserializer=`)."""
         self.router = router
-        self.codecs: dict[str, Codec] = {codec.content_type: codec for codec in codecs}
+        #: by exact content type (empty with `only_codec`: `_codec_for` returns it)
+        self.codecs: dict[str, Codec] = (
+            {} if only_codec else {codec.content_type: codec for codec in codecs}
+        )
         self.default_codec = only_codec or codecs[0]
         self.only_codec = only_codec
         self.dead_letter_unhandled = dead_letter_unhandled
@@ -121,56 +124,92 @@ class Dispatcher:
         #: the message middleware chain, composed when the listener starts (None: no middleware)
         self.message_chain: Callable[[MessageContext], Awaitable[Any]] | None = None
 
-    async def handle(self, delivery: Delivery) -> None:
-        if self.message_chain is None:  # no message middleware: nothing around the path
-            await self.settle(delivery, await self.process(delivery))
-        else:
-            await self._through_middleware(delivery, self.message_chain)
+    def entry(self) -> Callable[[Delivery], Awaitable[None]]:
+        """What the listener's workers call for each delivery. Without message middleware,
+        `handle` itself: nothing runs around the path (the no-cost case)."""
+        if self.message_chain is None:
+            return self.handle
+        return self._through_middleware
 
-    async def process(self, delivery: Delivery, context: MessageContext | None = None) -> Outcome:
-        """Decode, route, run the handlers: what is to become of the message."""
+    async def handle(self, delivery: Delivery, context: MessageContext | None = None) -> None:
+        """The path of one message: decode, route, run the handlers, settle by the outcome.
+        `context`: the message middleware's view of it (None without message middleware)."""
         try:
-            decoded = self._codec_for(delivery).decode(delivery.value, delivery.headers)
+            content_type = delivery.headers.get(CONTENT_TYPE_HEADER)
+            codec = (
+                self.default_codec
+                if content_type is None
+                else self.codecs.get(content_type) or self._codec_for(content_type)
+            )
+            decoded = codec.decode(delivery.value, delivery.headers)
             envelope: Envelope = decoded if type(decoded) is tuple else await decoded  # type: ignore[misc]
         except Exception as exc:
-            logger.error(
-                "message on %r is not a valid event envelope (%s: %s); dead-lettering it",
-                delivery.topic,
-                type(exc).__name__,
-                exc,
-            )
-            return dead_lettered(reason_for("decode", exc, delivery.topic))
-        if context is not None:
-            context.event_id, context.event_type = envelope[0], envelope[1]
-        matches = self.router.match(delivery.topic, envelope[1])
-        if not matches:
-            return self._unhandled(delivery, envelope)
-        attempt = attempt_of(delivery)
-        if len(matches) == 1:  # the common case: no gathering, no shared bodies
-            return await self._run(matches[0], envelope, delivery, attempt, None)
-        return await self._run_all(matches, envelope, delivery, attempt)
+            outcome = self._undecodable(delivery, exc)
+        else:
+            if context is not None:
+                context.event_id, context.event_type = envelope[0], envelope[1]
+            matches = self.router.match(delivery.topic, envelope[1])
+            if not matches:
+                outcome = self._unhandled(delivery, envelope)
+            elif len(matches) > 1:
+                outcome = await self._run_all(matches, envelope, delivery, attempt_of(delivery))
+            else:  # the common case: one handler, nothing shared or gathered
+                spec, segments = matches[0]
+                attempt = attempt_of(delivery)
+                run = self._prepare(spec, segments, envelope, delivery, attempt, None)
+                if type(run) is Outcome:
+                    outcome = run
+                else:
+                    outcome = await self.retrier.run(spec, delivery, run, segments, attempt)  # type: ignore[arg-type]
+        await self.settle(delivery, outcome, context)
 
-    async def settle(self, delivery: Delivery, outcome: Outcome) -> None:
-        kind = outcome.kind
-        if kind in _SETTLED_BY_ACK:
-            await self.ack(delivery)
+    async def settle(
+        self, delivery: Delivery, outcome: Outcome, context: MessageContext | None = None
+    ) -> None:
+        """Act on the outcome: the only place that acks, dead-letters or gives back, and
+        once per message whatever a message middleware does."""
+        if context is not None:
+            if context.outcome is not None:
+                logger.error(
+                    "message on %r was settled already (%s); its later outcome %s is dropped",
+                    delivery.topic,
+                    context.outcome.kind,
+                    outcome.kind,
+                )
+                return
+            context.outcome = outcome
+        if outcome.kind in _SETTLED_BY_ACK:
+            try:
+                await delivery.ack()
+            except (Exception, asyncio.CancelledError) as error:  # a client's cancelled future
+                if not is_failure(error):
+                    raise
+                logger.exception(
+                    "could not ack a message on %r; the broker will deliver it again",
+                    delivery.topic,
+                )
         elif outcome.reason is not None:
             await self.dead_letter(delivery, outcome.reason)
         elif outcome is GIVEN_BACK:
             await self.retrier.give_back(delivery)
         # retried_later: the copy's `retry_later` settled the delivery already
 
-    def _codec_for(self, delivery: Delivery) -> Codec:
+    def _undecodable(self, delivery: Delivery, exc: Exception) -> Outcome:
+        logger.error(
+            "message on %r is not a valid event envelope (%s: %s); dead-lettering it",
+            delivery.topic,
+            type(exc).__name__,
+            exc,
+        )
+        return dead_lettered(reason_for("decode", exc, delivery.topic))
+
+    def _codec_for(self, content_type: str) -> Codec:
+        """The codec for a content type not found as is (`self.codecs` holds the exact ones)."""
         if self.only_codec is not None:
             return self.only_codec
-        content_type = delivery.headers.get(CONTENT_TYPE_HEADER)
-        if content_type is None:
-            return self.default_codec
-        codec = self.codecs.get(content_type)
+        codec = self.codecs.get(media_type(content_type))
         if codec is None:
-            codec = self.codecs.get(media_type(content_type))
-            if codec is None:
-                raise UnknownContentTypeError(f"no codec for content type {content_type[:100]!r}")
+            raise UnknownContentTypeError(f"no codec for content type {content_type[:100]!r}")
         return codec
 
     async def _run_all(
@@ -199,9 +238,9 @@ class Dispatcher:
         envelope: Envelope,
         delivery: Delivery,
         attempt: int,
-        bodies: dict[type[BaseModel] | None, Any] | None,
+        bodies: dict[type[BaseModel] | None, Any],
     ) -> Outcome:
-        """One handler, from its input's validation to its final outcome."""
+        """One of several handlers, from its input's validation to its final outcome."""
         spec, segments = match
         run = self._prepare(spec, segments, envelope, delivery, attempt, bodies)
         if type(run) is Outcome:
@@ -228,7 +267,11 @@ class Dispatcher:
             if plan.single_event:
                 body_type = plan.body_type
                 if bodies is None or body_type not in bodies:
-                    body = _validated(body_type, raw)
+                    body = (
+                        raw
+                        if body_type is None
+                        else body_type.__pydantic_validator__.validate_python(raw)
+                    )
                     if bodies is not None:
                         bodies[body_type] = body
                 else:
@@ -287,16 +330,15 @@ class Dispatcher:
             )
         )
 
-    async def _through_middleware(
-        self, delivery: Delivery, chain: Callable[[MessageContext], Awaitable[Any]]
-    ) -> None:
+    async def _through_middleware(self, delivery: Delivery) -> None:
         """The path inside the message middleware chain. Whatever a middleware does, the
         message is settled once: a middleware that raises before the message was settled has
         it dead-lettered (stage "middleware"); one that raises after has its error logged;
         one that never calls `call_next` has the message acked ("skipped")."""
+        assert self.message_chain is not None
         context = MessageContext(delivery)
         try:
-            await chain(context)
+            await self.message_chain(context)
         except (Exception, asyncio.CancelledError) as exc:
             if not is_failure(exc):
                 raise
@@ -318,40 +360,18 @@ class Dispatcher:
             reason = reason_for(
                 "middleware", exc, delivery.topic, 1, None, context.event_id, context.event_type
             )
-            await self._settle_once(context, dead_lettered(reason))
+            await self.settle(delivery, dead_lettered(reason), context)
             return
         if not context._entered:
             logger.debug("a message middleware skipped the message on %r", delivery.topic)
-            await self._settle_once(context, SKIPPED)
+            await self.settle(delivery, SKIPPED, context)
 
     async def innermost(self, context: MessageContext) -> None:
-        """The end of the message middleware chain: the core's path, then settling."""
+        """The end of the message middleware chain: the core's path, settling included."""
         if context._entered:
             raise RuntimeError("call_next() was called twice for one message")
         context._entered = True
-        await self._settle_once(context, await self.process(context.delivery, context))
-
-    async def _settle_once(self, context: MessageContext, outcome: Outcome) -> None:
-        if context.outcome is not None:
-            logger.error(
-                "message on %r was settled already (%s); its later outcome %s is dropped",
-                context.delivery.topic,
-                context.outcome.kind,
-                outcome.kind,
-            )
-            return
-        context.outcome = outcome
-        await self.settle(context.delivery, outcome)
-
-    async def ack(self, delivery: Delivery) -> None:
-        try:
-            await delivery.ack()
-        except (Exception, asyncio.CancelledError) as error:  # a client's cancelled future
-            if not is_failure(error):
-                raise
-            logger.exception(
-                "could not ack a message on %r; the broker will deliver it again", delivery.topic
-            )
+        await self.handle(context.delivery, context)
 
     async def dead_letter(self, delivery: Delivery, reason: DeadLetterReason) -> None:
         try:

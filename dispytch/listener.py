@@ -227,7 +227,7 @@ class EventListener:
             self._bind_handlers()
             self.consumer.prepare(ListenerNeeds(self.max_concurrency, bool(delayed)))
             await self.consumer.start(self._router.subscriptions)
-            self._pool = OrderedWorkerPool(self._dispatcher.handle, self.max_concurrency)
+            self._pool = OrderedWorkerPool(self._dispatcher.entry(), self.max_concurrency)
             self._fetch_task = asyncio.create_task(self._fetch(self._pool), name="dispytch-fetch")
             self._started.set()
             with signals.stop_on_signals(self) if handle_signals else contextlib.nullcontext():
