@@ -13,6 +13,7 @@ import typing
 from collections.abc import Callable, Collection, Mapping
 from typing import Annotated, Any
 
+import typing_extensions
 from pydantic import BaseModel, TypeAdapter
 
 from dispytch.di.markers import Dependency, TopicSegment
@@ -35,6 +36,16 @@ from dispytch.events import Event
 #: what a handler's dependencies are replaced with (`EventListener.dependency_overrides`)
 Overrides = Mapping[Callable[..., Any], Callable[..., Any]]
 _NO_OVERRIDES: Overrides = {}
+
+# `type X = ...` (3.12's typing.TypeAliasType) and typing_extensions' own TypeAliasType, which is
+# a different class even on 3.12+
+_TYPE_ALIAS_TYPES: tuple[Any, ...] = tuple(
+    {
+        cls
+        for cls in (getattr(typing, "TypeAliasType", None), typing_extensions.TypeAliasType)
+        if isinstance(cls, type)
+    }
+)
 
 
 class _Compiler:
@@ -277,21 +288,32 @@ def _signature_and_hints(
 
 
 def _split_annotated(annotation: Any) -> tuple[Any, tuple[Any, ...]]:
-    annotation = _without_optional(annotation)
+    """(the type, the `Annotated` metadata) of a parameter's annotation, seen through
+    `Optional` and `type` aliases on both sides of `Annotated`."""
+    annotation = _without_optional_or_alias(annotation)
     if typing.get_origin(annotation) is Annotated:
         base, *metadata = typing.get_args(annotation)
-        return _without_optional(base), tuple(metadata)
+        inner_base, inner_metadata = _split_annotated(base)
+        return inner_base, (*inner_metadata, *metadata)
     return annotation, ()
 
 
-def _without_optional(annotation: Any) -> Any:
-    """`X` for `X | None` (`Optional[X]`): a parameter defaulting to None is still resolved
-    by what X says (Python 3.10's get_type_hints even adds the Optional by itself)."""
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        others = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
-        if len(others) == 1:
-            return others[0]
-    return annotation
+def _without_optional_or_alias(annotation: Any) -> Any:
+    """`X` for `X | None` (`Optional[X]`) and for an alias of X: a parameter defaulting to None
+    is still resolved by what X says (Python 3.10's get_type_hints even adds the Optional by
+    itself), and `type X = Annotated[...]` (3.12) carries its markers behind the alias."""
+    aliases_seen: list[Any] = []
+    while True:
+        if isinstance(annotation, _TYPE_ALIAS_TYPES) and annotation not in aliases_seen:
+            aliases_seen.append(annotation)  # `type A = A` would loop forever
+            annotation = annotation.__value__
+            continue
+        if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+            others = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+            if len(others) == 1:
+                annotation = others[0]
+                continue
+        return annotation
 
 
 def _segment_validator(
@@ -299,7 +321,10 @@ def _segment_validator(
 ) -> Callable[[str], Any]:
     annotation: Any = target
     if constraints:
-        annotation = Annotated.__class_getitem__((target, *constraints))  # type: ignore[attr-defined]
+        # subscription, not Annotated.__class_getitem__: Annotated is a class up to 3.12 but a
+        # special form on 3.13, which has no __class_getitem__. X[a, b] is X[(a, b)] on all.
+        params = (target, *constraints)
+        annotation = Annotated[params]
     try:
         adapter: TypeAdapter[Any] = TypeAdapter(annotation)
     except Exception as exc:
