@@ -10,7 +10,6 @@ import time
 from collections.abc import (
     Awaitable,
     Callable,
-    Coroutine,
     Iterable,
     Iterator,
     Mapping,
@@ -108,7 +107,7 @@ class EventEmitter:
         headers: Mapping[str, str] | None = None,
     ) -> None:
         prepared = self._prepare(event, headers)
-        message = prepared if type(prepared) is OutgoingMessage else await prepared  # type: ignore[misc]
+        message = prepared if type(prepared) is OutgoingMessage else await prepared.finish()  # type: ignore[union-attr]
         wait = self.timeout if timeout is None else timeout
         try:
             if self._chain is None:
@@ -134,7 +133,7 @@ class EventEmitter:
             for event in event_list:
                 prepared = self._prepare(event, None)
                 messages.append(
-                    prepared if type(prepared) is OutgoingMessage else await prepared  # type: ignore[misc]
+                    prepared if type(prepared) is OutgoingMessage else await prepared.finish()  # type: ignore[union-attr]
                 )
         except EmitError as error:
             error.confirmed, error.unconfirmed = (), tuple(event_list)
@@ -211,7 +210,7 @@ class EventEmitter:
         encodes without awaiting."""
         prepared = self._prepare(event, headers)
         if type(prepared) is not OutgoingMessage:
-            prepared.close()  # type: ignore[union-attr]
+            prepared.abandon()  # type: ignore[union-attr]
             raise EventSerializationError(
                 f"the codec of {type(event).__name__} encodes asynchronously; "
                 "to_message() cannot wait for it (emit() can)"
@@ -220,7 +219,7 @@ class EventEmitter:
 
     def _prepare(
         self, event: EventBase, headers: Mapping[str, str] | None
-    ) -> OutgoingMessage | Coroutine[Any, Any, OutgoingMessage]:
+    ) -> OutgoingMessage | _Encoding:
         """The message for `event`; a coroutine that makes it when its codec must await."""
         if not isinstance(event, EventBase):
             raise EventSerializationError(
@@ -246,7 +245,7 @@ class EventEmitter:
         )
         if type(encoded) is tuple:
             return _filled(message, encoded, headers)
-        return _after_encoding(message, encoded, headers, event)  # type: ignore[arg-type]
+        return _Encoding(message, encoded, headers, event)  # type: ignore[arg-type]
 
     async def _ensure_started(self) -> None:
         if self._closed:
@@ -326,15 +325,32 @@ def _filled(
     return message
 
 
-async def _after_encoding(
-    message: OutgoingMessage,
-    encoding: Awaitable[Encoded],
-    headers: Mapping[str, str] | None,
-    event: EventBase,
-) -> OutgoingMessage:
-    with _as_serialization_error(event):
-        encoded = await encoding
-    return _filled(message, encoded, headers)
+class _Encoding:
+    """A message whose codec is still encoding it (awaiting, say, a schema)."""
+
+    __slots__ = ("encoding", "event", "headers", "message")
+
+    def __init__(
+        self,
+        message: OutgoingMessage,
+        encoding: Awaitable[Encoded],
+        headers: Mapping[str, str] | None,
+        event: EventBase,
+    ) -> None:
+        self.message = message
+        self.encoding = encoding
+        self.headers = headers
+        self.event = event
+
+    async def finish(self) -> OutgoingMessage:
+        with _as_serialization_error(self.event):
+            encoded = await self.encoding
+        return _filled(self.message, encoded, self.headers)
+
+    def abandon(self) -> None:
+        close = getattr(self.encoding, "close", None)  # a coroutine never awaited
+        if close is not None:
+            close()
 
 
 def _key_of(event: EventBase) -> bytes | None:
