@@ -2,7 +2,7 @@
 the handler-call middleware (the listener's, the group's, the handler's) composed around it.
 
 Done once per handler when the listener starts (and when its overrides change), never per
-message. Without middleware the attempt is the plain call (`_plain_attempt`): the no-cost path.
+message. Without middleware the attempt is the plan's own `start`: the no-cost path.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from functools import partial
 from typing import Any
 
 from dispytch.di.compile import Overrides
-from dispytch.di.plan import HandlerPlan
 from dispytch.events import Event
 from dispytch.middleware.context import HandlerCall, HandlerMiddleware, compose
 from dispytch.routing.group import HandlerSpec
@@ -28,34 +27,11 @@ def bind(
     bound = dataclasses.replace(spec, plan=plan)
     middlewares = (*listener_middleware, *spec.group_middleware, *spec.middleware)
     if middlewares:
-        attempt = partial(_attempt_through, compose(middlewares, _call_plan), bound)
+        attempt: Any = partial(_attempt_through, compose(middlewares, _call_plan), bound)
     else:
-        attempt = partial(_plain_attempt, plan)
+        attempt = plan.start  # the plain call: nothing between the retry layer and the handler
     object.__setattr__(bound, "attempt", attempt)
     return bound
-
-
-def uses_middleware(spec: HandlerSpec) -> bool:
-    """Whether a bound spec's attempts go through middleware (False: the plain call)."""
-    attempt = spec.attempt
-    return not (isinstance(attempt, partial) and attempt.func is _plain_attempt)
-
-
-def start(plan: HandlerPlan, run: Any, segments: tuple[Any, ...]) -> Awaitable[Any]:
-    """Start the handler with what it is called with: one Event, or a message that builds the
-    Event for each body type (`dispatch._Message`)."""
-    if type(run) is Event:
-        return plan.start(run, segments)
-    return plan.start(None, segments, run)
-
-
-def _plain_attempt(
-    plan: HandlerPlan, run: Any, segments: tuple[Any, ...], attempt: int
-) -> Awaitable[Any]:
-    run.attempt = attempt
-    if type(run) is Event:  # `start`, inlined: this runs for every message
-        return plan.start(run, segments)
-    return plan.start(None, segments, run)
 
 
 def _attempt_through(
@@ -71,4 +47,4 @@ def _call_plan(call: HandlerCall) -> Awaitable[Any]:
     if call._called:
         raise RuntimeError(f"call_next() was called twice for handler {call.handler.name!r}")
     call._called = True
-    return start(call.handler.plan, call._run, call._segments)
+    return call.handler.plan.start(call._run, call._segments, call.attempt)

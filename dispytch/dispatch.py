@@ -131,43 +131,46 @@ class Dispatcher:
             return self.handle
         return self._through_middleware
 
-    async def handle(self, delivery: Delivery, context: MessageContext | None = None) -> None:
-        """The path of one message: decode, route, run the handlers, settle by the outcome.
-        `context`: the message middleware's view of it (None without message middleware)."""
-        try:
-            content_type = delivery.headers.get(CONTENT_TYPE_HEADER)
-            codec = (
-                self.default_codec
-                if content_type is None
-                else self.codecs.get(content_type) or self._codec_for(content_type)
-            )
-            decoded = codec.decode(delivery.value, delivery.headers)
-            envelope: Envelope = decoded if type(decoded) is tuple else await decoded  # type: ignore[misc]
-        except Exception as exc:
-            outcome = self._undecodable(delivery, exc)
-        else:
-            if context is not None:
-                context.event_id, context.event_type = envelope[0], envelope[1]
-            matches = self.router.match(delivery.topic, envelope[1])
-            if not matches:
-                outcome = self._unhandled(delivery, envelope)
-            elif len(matches) > 1:
-                outcome = await self._run_all(matches, envelope, delivery, attempt_of(delivery))
-            else:  # the common case: one handler, nothing shared or gathered
-                spec, segments = matches[0]
-                attempt = attempt_of(delivery)
-                run = self._prepare(spec, segments, envelope, delivery, attempt, None)
-                if type(run) is Outcome:
-                    outcome = run
-                else:
-                    outcome = await self.retrier.run(spec, delivery, run, segments, attempt)  # type: ignore[arg-type]
-        await self.settle(delivery, outcome, context)
-
-    async def settle(
-        self, delivery: Delivery, outcome: Outcome, context: MessageContext | None = None
+    async def handle(
+        self,
+        delivery: Delivery,
+        context: MessageContext | None = None,
+        decided: Outcome | None = None,
     ) -> None:
-        """Act on the outcome: the only place that acks, dead-letters or gives back, and
-        once per message whatever a message middleware does."""
+        """The path of one message: decode, route, run the handlers, then settle by the
+        outcome, once. `context`: the message middleware's view of the message (None without
+        message middleware); `decided`: an outcome decided around the path (by the message
+        middleware layer), to settle without running it."""
+        outcome = decided
+        if outcome is None:
+            try:
+                content_type = delivery.headers.get(CONTENT_TYPE_HEADER)
+                codec = (
+                    self.default_codec
+                    if content_type is None
+                    else self.codecs.get(content_type) or self._codec_for(content_type)
+                )
+                decoded = codec.decode(delivery.value, delivery.headers)
+                envelope: Envelope = decoded if type(decoded) is tuple else await decoded  # type: ignore[misc]
+            except Exception as exc:
+                outcome = self._undecodable(delivery, exc)
+            else:
+                if context is not None:
+                    context.event_id, context.event_type = envelope[0], envelope[1]
+                matches = self.router.match(delivery.topic, envelope[1])
+                attempt = attempt_of(delivery)
+                if not matches:
+                    outcome = self._unhandled(delivery, envelope)
+                elif len(matches) > 1:
+                    outcome = await self._run_all(matches, envelope, delivery, attempt)
+                else:  # the common case: one handler, nothing shared or gathered
+                    spec, segments = matches[0]
+                    run = self._prepare(spec, segments, envelope, delivery, attempt, None)
+                    if type(run) is Outcome:
+                        outcome = run
+                    else:
+                        outcome = await self.retrier.run(spec, delivery, run, segments, attempt)  # type: ignore[arg-type]
+        # settle: the only place that acks, dead-letters or gives back
         if context is not None:
             if context.outcome is not None:
                 logger.error(
@@ -360,11 +363,11 @@ class Dispatcher:
             reason = reason_for(
                 "middleware", exc, delivery.topic, 1, None, context.event_id, context.event_type
             )
-            await self.settle(delivery, dead_lettered(reason), context)
+            await self.handle(delivery, context, dead_lettered(reason))
             return
         if not context._entered:
             logger.debug("a message middleware skipped the message on %r", delivery.topic)
-            await self.settle(delivery, SKIPPED, context)
+            await self.handle(delivery, context, SKIPPED)
 
     async def innermost(self, context: MessageContext) -> None:
         """The end of the message middleware chain: the core's path, settling included."""

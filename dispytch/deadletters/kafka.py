@@ -43,6 +43,7 @@ from dispytch.kafka.producer import KafkaProducer
 
 DEFAULT_REPLAY_GROUP = "dispytch-dlq-replay"
 
+
 class KafkaDeadLetterStore(DeadLetterStore):
     """Dead letters of the Kafka topic `topic`.
 

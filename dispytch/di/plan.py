@@ -43,7 +43,9 @@ logger = logging.getLogger("dispytch.listener")
 
 class EventSource(Protocol):
     """What a plan needs from the message being handled, when its Event parameters ask for
-    more than one body type."""
+    more than one body type: the Event for each body type, and the attempt they carry."""
+
+    attempt: int
 
     def event_for(self, body_type: type[BaseModel] | None) -> Event[Any]: ...
 
@@ -60,11 +62,12 @@ class _OneEvent:
         return self.event
 
 
-def _source(event: Event[Any] | None, source: EventSource | None) -> EventSource:
-    if source is not None:
-        return source
-    assert event is not None
-    return _OneEvent(event)
+#: what a plan is called with: the Event itself (`single_event` plans), or its source
+Run = Event[Any] | EventSource
+
+
+def _source(run: Run) -> Any:
+    return _OneEvent(run) if type(run) is Event else run
 
 
 class SegmentUse(typing.NamedTuple):
@@ -200,29 +203,26 @@ class HandlerPlan:
         """Convert the topic's segment texts for this handler (raises pydantic ValidationError)."""
         return tuple(use.validate(raw[use.segment]) for use in self.segment_uses)
 
-    def start(
-        self,
-        event: Event[Any] | None,
-        segments: tuple[Any, ...] = (),
-        source: EventSource | None = None,
-    ) -> Awaitable[None]:
-        """The handler's call, with `event` for all its Event parameters (`single_event`
-        plans), or else with the Event for each body type taken from `source`."""
+    def start(self, run: Run, segments: tuple[Any, ...], attempt: int) -> Awaitable[Any]:
+        """Attempt `attempt` of the handler's call: `run` is the Event all its Event parameters
+        get (`single_event` plans), or else gives the Event for each body type."""
+        run.attempt = attempt
         if not self._flat:
-            return self._call_with_state(_source(event, source), segments)
+            return self._call_with_state(_source(run), segments)
         # The flat path: every dependency is a plain function without parameters, used once,
         # so there is nothing to cache or tear down and no per-event state to build.
+        single = self.single_event
         args: list[Any] = []
         for _, kind, payload in self.params:
             if kind == _FROM_EVENT:
-                args.append(event if source is None else source.event_for(payload))
+                args.append(run if single else run.event_for(payload))  # type: ignore[union-attr]
             elif kind == _FROM_SEGMENT:
                 args.append(segments[payload])
             else:
                 value = payload.factory()
                 if type(value) in _GENERATOR_CM_TYPES:
                     return self._call_with_state(
-                        _source(event, source), segments, self._made(args, payload, value)
+                        _source(run), segments, self._made(args, payload, value)
                     )
                 args.append(value)
         if self._by_position:
