@@ -25,7 +25,6 @@ from pydantic import BaseModel
 from dispytch.backends.base import DeadLetterReason, Delivery
 from dispytch.envelope import Envelope
 from dispytch.errors import UnknownContentTypeError
-from dispytch.events import Event
 from dispytch.middleware.context import MessageContext
 from dispytch.outcomes import (
     GIVEN_BACK,
@@ -36,6 +35,7 @@ from dispytch.outcomes import (
     dead_lettered,
 )
 from dispytch.reasons import attempt_of, reason_for
+from dispytch.received import Message, Run, new_event
 from dispytch.retrying import Retrier
 from dispytch.routing.group import HandlerSpec
 from dispytch.routing.router import Match, Router, Segments
@@ -45,61 +45,9 @@ from dispytch.serialization.codec import Codec, media_type
 
 logger = logging.getLogger("dispytch.listener")
 
-_new_object = object.__new__
 #: seconds before a message that could not be dead-lettered is delivered again
 DEAD_LETTER_RETRY_DELAY = 5.0
 _SETTLED_BY_ACK = frozenset({"handled", "no_handler", "skipped"})
-
-
-class _Message:
-    """One decoded delivery, as a handler whose Event parameters want several body types sees
-    it: validated bodies (shared by all the handlers of the delivery), the events built from
-    them, and the attempt number."""
-
-    __slots__ = ("attempt", "bodies", "delivery", "envelope", "events", "id", "type")
-
-    def __init__(
-        self,
-        envelope: Envelope,
-        delivery: Delivery,
-        attempt: int,
-        bodies: dict[type[BaseModel] | None, Any],
-    ) -> None:
-        self.envelope = envelope
-        self.id, self.type = envelope[0], envelope[1]
-        self.delivery = delivery
-        self.attempt = attempt
-        #: validated bodies by body type (None: the raw body)
-        self.bodies = bodies
-        self.events: dict[type[BaseModel] | None, Event[Any]] = {}
-
-    def event_for(self, body_type: type[BaseModel] | None) -> Event[Any]:
-        event = self.events.get(body_type)
-        if event is None:
-            event = self.events[body_type] = _new_event(
-                self.envelope, self.delivery, self.bodies[body_type], self.attempt
-            )
-        else:
-            event.attempt = self.attempt
-        return event
-
-
-#: what one handler run is called with: its Event (plans with `single_event`), or a _Message
-#: that builds the Event for each body type
-Run = Event[Any] | _Message
-
-
-def _new_event(envelope: Envelope, delivery: Delivery, body: Any, attempt: int) -> Event[Any]:
-    # built slot by slot: this runs for every event, and keyword parsing costs
-    event: Event[Any] = _new_object(Event)
-    event.id, event.type, _, event.timestamp = envelope
-    event.topic = delivery.topic
-    event.body = body
-    event.headers = delivery.headers
-    event.key = delivery.key
-    event.attempt = attempt
-    event.metadata = delivery.metadata
-    return event
 
 
 class Dispatcher:
@@ -279,7 +227,7 @@ class Dispatcher:
                         bodies[body_type] = body
                 else:
                     body = bodies[body_type]
-                return _new_event(envelope, delivery, body, attempt)
+                return new_event(envelope, delivery, body, attempt)
             if bodies is None:
                 bodies = {}
             for body_type in plan.body_types:
@@ -287,7 +235,7 @@ class Dispatcher:
                     bodies[body_type] = _validated(body_type, raw)
         except Exception as exc:
             return self._invalid(spec, delivery, envelope, attempt, exc, "body")
-        return _Message(envelope, delivery, attempt, bodies)
+        return Message(envelope, delivery, attempt, bodies)
 
     def _invalid(
         self,

@@ -1,7 +1,7 @@
 """What became of one message: the outcome the core decides, then settles the delivery by.
 
-Decided once per message (`Dispatcher.process`), acted on once (`Dispatcher.settle`), and shown
-to message middleware after settling (`MessageContext.outcome`).
+Decided once per message and acted on once, at the bottom of `Dispatcher.handle`; shown to
+message middleware after settling (`MessageContext.outcome`).
 """
 
 from __future__ import annotations
