@@ -183,6 +183,15 @@ class EventListener:
             self._router.add(spec)
         group.attach(self)
 
+    @property
+    def handlers(self) -> tuple[HandlerSpec, ...]:
+        """The registered handlers, read-only (tools such as `dispytch asyncapi` read them)."""
+        return tuple(self._router.specs)
+
+    @property
+    def topic_delimiter(self) -> str:
+        return self._router.delimiter
+
     def _check_handler(self, spec: HandlerSpec) -> None:
         """Raise if `spec` cannot be added (the listener started, or the router refuses it)."""
         if self._running:

@@ -1,10 +1,12 @@
-"""The click application: `dispytch` and its `dlq` group."""
+"""The click application: `dispytch` and its commands."""
 
 from __future__ import annotations
 
 import click
 
+from dispytch.cli.asyncapi import asyncapi
 from dispytch.cli.dlq import dlq
+from dispytch.cli.run import run
 
 
 @click.group()
@@ -12,4 +14,6 @@ def cli() -> None:
     """Dispytch's command line tools."""
 
 
+cli.add_command(asyncapi)
 cli.add_command(dlq)
+cli.add_command(run)
