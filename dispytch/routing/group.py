@@ -41,11 +41,16 @@ class HandlerSpec:
     group_middleware: Sequence[HandlerMiddleware] = ()
     #: compiles the handler again with dependency overrides
     recompile: Callable[[Overrides], HandlerPlan] | None = None
-    #: calls one attempt `(run, segments, attempt number)`: set on a listener's copy
+    #: calls one attempt `(run, segments, attempt number)`: the plan itself, or the listener's
+    #: middleware chain around it on a listener's copy
     attempt: Callable[[Any, tuple[Any, ...], int], Awaitable[Any]] = field(
         default=None,
         repr=False,  # type: ignore[assignment]
     )
+
+    def __post_init__(self) -> None:
+        if self.attempt is None:
+            object.__setattr__(self, "attempt", self.plan.start)
 
     @property
     def name(self) -> str:
