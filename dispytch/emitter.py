@@ -129,12 +129,14 @@ class EventEmitter:
         (`unconfirmed`)."""
         event_list = list(events)
         try:
-            messages = []
-            for event in event_list:
-                prepared = self._prepare(event, None)
-                messages.append(
-                    prepared if type(prepared) is OutgoingMessage else await prepared.finish()  # type: ignore[union-attr]
-                )
+            prepare = self._prepare
+            # one at a time: a codec that awaits finishes an event before the next is prepared
+            messages = [
+                prepared
+                if type(prepared := prepare(event, None)) is OutgoingMessage
+                else await prepared.finish()  # type: ignore[union-attr]
+                for event in event_list
+            ]
         except EmitError as error:
             error.confirmed, error.unconfirmed = (), tuple(event_list)
             raise
@@ -199,9 +201,14 @@ class EventEmitter:
         context.outcome = "sent"
 
     async def _send(self, message: OutgoingMessage, timeout: float | None) -> None:
-        with _as_emit_errors():
+        """The producer's send (`_as_emit_errors`, as a plain `try`: this runs per emit)."""
+        try:
             await self._ensure_started()
             await self.producer.send(message, timeout=timeout)
+        except BackendError as error:
+            if isinstance(error, EmitError):
+                raise
+            raise _as_emit_error(error) from error
 
     def to_message(
         self, event: EventBase, headers: Mapping[str, str] | None = None
@@ -232,9 +239,11 @@ class EventEmitter:
         topic = fill_topic(event, self.topic_delimiter)
         timestamp_ms = int(time.time() * 1000)
         codec: Codec = event_class.__codec__ or self.codec
-        with _as_serialization_error(event):
+        try:
             body = event.model_dump(mode="json")
             encoded = codec.encode(build_envelope(event.id, event_type, body, timestamp_ms), event)
+        except _SERIALIZATION_ERRORS as exc:
+            raise _serialization_error(event, exc) from exc
         message = OutgoingMessage(
             topic=topic,
             value=b"",
@@ -290,27 +299,32 @@ class EventEmitter:
 
 @contextlib.contextmanager
 def _as_emit_errors() -> Iterator[None]:
-    """Whatever the backend raises, `emit` raises an `EmitError`: a backend error that is not
-    one already becomes a `ProducerError` (`ProducerUnavailableError` when the broker is
-    unreachable, which is also a `BrokerUnavailableError`)."""
+    """Whatever the backend raises, `emit` raises an `EmitError` (see `_as_emit_error`)."""
     try:
         yield
-    except EmitError:
-        raise
-    except BrokerUnavailableError as exc:
-        raise ProducerUnavailableError(str(exc)) from exc
-    except BackendError as exc:
-        raise ProducerError(str(exc)) from exc
+    except BackendError as error:
+        if isinstance(error, EmitError):
+            raise
+        raise _as_emit_error(error) from error
 
 
-@contextlib.contextmanager
-def _as_serialization_error(event: EventBase) -> Iterator[None]:
-    try:
-        yield
-    except (PydanticSerializationError, TypeError, ValueError) as exc:
-        raise EventSerializationError(
-            f"cannot serialize {type(event).__name__} (id {event.id}): {exc}"
-        ) from exc
+def _as_emit_error(error: BackendError) -> ProducerError:
+    """A backend error that is not an `EmitError` as a `ProducerError`
+    (`ProducerUnavailableError` when the broker is unreachable, which is also a
+    `BrokerUnavailableError`)."""
+    if isinstance(error, BrokerUnavailableError):
+        return ProducerUnavailableError(str(error))
+    return ProducerError(str(error))
+
+
+#: what a body or a codec raises for an event that cannot be serialized
+_SERIALIZATION_ERRORS = (PydanticSerializationError, TypeError, ValueError)
+
+
+def _serialization_error(event: EventBase, error: Exception) -> EventSerializationError:
+    return EventSerializationError(
+        f"cannot serialize {type(event).__name__} (id {event.id}): {error}"
+    )
 
 
 def _filled(
@@ -343,8 +357,10 @@ class _Encoding:
         self.event = event
 
     async def finish(self) -> OutgoingMessage:
-        with _as_serialization_error(self.event):
+        try:
             encoded = await self.encoding
+        except _SERIALIZATION_ERRORS as exc:
+            raise _serialization_error(self.event, exc) from exc
         return _filled(self.message, encoded, self.headers)
 
     def abandon(self) -> None:
