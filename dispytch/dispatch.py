@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from dispytch.backends.base import DeadLetterReason, Delivery
+from dispytch.backends.base import Delivery
 from dispytch.envelope import Envelope
 from dispytch.errors import UnknownContentTypeError
 from dispytch.middleware.context import MessageContext
@@ -34,7 +34,7 @@ from dispytch.outcomes import (
     Outcome,
     dead_lettered,
 )
-from dispytch.reasons import attempt_of, reason_for
+from dispytch.reasons import DeadLetterReason, attempt_of, dead_letter_headers, reason_for
 from dispytch.received import Message, Run, new_event
 from dispytch.retrying import Retrier
 from dispytch.routing.group import HandlerSpec
@@ -326,7 +326,7 @@ class Dispatcher:
 
     async def dead_letter(self, delivery: Delivery, reason: DeadLetterReason) -> None:
         try:
-            await delivery.dead_letter(reason)
+            await delivery.dead_letter(dead_letter_headers(delivery.headers, reason))
         except (Exception, asyncio.CancelledError) as error:  # a client's cancelled future
             if not is_failure(error):
                 raise

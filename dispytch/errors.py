@@ -36,6 +36,36 @@ class BrokerUnavailableError(BackendError, ConnectionError):
     """The broker cannot be reached."""
 
 
+class BrokerSecurityError(BackendError):
+    """The broker answered, but the secure connection failed: it refused the credentials, or
+    the TLS handshake failed. Retrying with the same settings fails the same way, so this is
+    not a `BrokerUnavailableError`. The message names the cause; it never holds a password.
+    """
+
+    #: the cause in a few words: "authentication failed", "certificate not trusted", ...
+    reason: str = "secure connection failed"
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        if reason is not None:
+            self.reason = reason
+
+
+class BrokerAuthenticationError(BrokerSecurityError):
+    """The broker refused the user name and password (or other credentials)."""
+
+    reason = "authentication failed"
+
+
+class BrokerTLSError(BrokerSecurityError):
+    """The TLS handshake failed. `reason` is "certificate not trusted" (not signed by a CA the
+    client trusts), "hostname mismatch" (the certificate is not valid for the address the
+    client connected to), "certificate expired", "client certificate refused" (the broker did
+    not accept the client's certificate) or "TLS handshake failed" (anything else)."""
+
+    reason = "TLS handshake failed"
+
+
 class ConsumerStoppedError(BackendError):
     """`Consumer.receive()` was called on (or was waiting in) a consumer that stopped."""
 

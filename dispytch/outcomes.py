@@ -6,7 +6,7 @@ message middleware after settling (`MessageContext.outcome`).
 
 from __future__ import annotations
 
-from dispytch.backends.base import DeadLetterReason
+from dispytch.reasons import DeadLetterReason
 
 
 class Outcome:

@@ -14,9 +14,9 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from dispytch.backends.base import ATTEMPT_HEADER, Delivery
+from dispytch.backends.base import Delivery
 from dispytch.outcomes import GIVEN_BACK, HANDLED, RETRIED_LATER, Outcome, dead_lettered
-from dispytch.reasons import reason_for
+from dispytch.reasons import ATTEMPT_HEADER, reason_for
 from dispytch.routing.group import HandlerSpec
 from dispytch.scheduling import is_failure
 
@@ -64,6 +64,7 @@ class Retrier:
         `run` is what it is called with (it carries the event's `id` and `type`)."""
         call: AttemptCall = spec.attempt
         policy = spec.retry
+        delayed = policy.delayed and self.delayed_supported
         while True:
             try:
                 await call(run, segments, attempt)
@@ -74,9 +75,11 @@ class Retrier:
                 error: BaseException = exc
             if not policy.should_retry(error, attempt):
                 return await self._failed(spec, delivery, run, attempt, error)
-            delayed = policy.delayed and self.delayed_supported and not self.stopping
-            if delayed and await self._later(spec, delivery, run.id, attempt, error):
-                return RETRIED_LATER
+            if delayed and not self.stopping:
+                handed = await self._later(spec, delivery, run.id, attempt, error)
+                if handed is not None:
+                    return handed
+                delayed = False  # the backend cannot: in place from now on
             delay = policy.delay(attempt)
             logger.warning(
                 "handler %r failed on event %s (attempt %d, %s: %s); retrying in %.2fs",
@@ -124,18 +127,32 @@ class Retrier:
         event_id: str,
         attempt: int,
         error: BaseException,
-    ) -> bool:
-        """Hand the message back to the broker for a delayed retry. False when the broker
-        refused: the caller then retries in place."""
+    ) -> Outcome | None:
+        """Hand the message back to the broker for a delayed retry: RETRIED_LATER. None when
+        the backend does not implement it: the caller retries in place.
+
+        A hand-back that raised may still have been stored (an unconfirmed send can land
+        later), so the delivery is never run again here: that could run the retry twice, or
+        dead-letter a message whose stored copy retries on. It waits the backoff (cut short by
+        stopping) and is given back (GIVEN_BACK: `nack()`); the broker delivers it again at the
+        same attempt number. What runs is then at most what the broker holds: the original
+        and, if it was stored after all, the copy (an at-least-once duplicate)."""
         delay = spec.retry.delay(attempt)
         headers = {**delivery.headers, ATTEMPT_HEADER: str(attempt)}
         try:
             await delivery.retry_later(delay, headers)
+        except NotImplementedError:
+            logger.warning("%s cannot retry later; retrying in place", type(delivery).__name__)
+            return None
         except Exception:
             logger.exception(
-                "could not hand event %s back for a delayed retry; retrying in place", event_id
+                "could not hand event %s back for a delayed retry (it may have been stored "
+                "all the same); giving the message back to the broker in %.2fs",
+                event_id,
+                delay,
             )
-            return False
+            await self.wait(delay)
+            return GIVEN_BACK
         logger.warning(
             "handler %r failed on event %s (attempt %d, %s: %s); retrying in %.2fs via the broker",
             spec.name,
@@ -145,11 +162,12 @@ class Retrier:
             error,
             delay,
         )
-        return True
+        return RETRIED_LATER
 
     async def give_back(self, delivery: Delivery) -> None:
-        """Stopping with retries left: the broker delivers the message again later."""
-        logger.info("stopping: a message on %r with retries left goes back", delivery.topic)
+        """The GIVEN_BACK outcome (stopping with retries left, or a failed hand-back): the
+        broker delivers the message again later."""
+        logger.info("a message on %r with retries left goes back to the broker", delivery.topic)
         try:
             await delivery.nack()
         except (Exception, asyncio.CancelledError) as error:

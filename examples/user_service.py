@@ -30,7 +30,7 @@ from dispytch import (
     HandlerGroup,
     InMemoryBroker,
 )
-from dispytch.backends import DeadLetterReason
+from dispytch.deadletters import DeadLetterReason
 
 GROUP = "user-service"
 

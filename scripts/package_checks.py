@@ -37,8 +37,11 @@ def check_contents(dist: Path, package_files: list[str]) -> None:
             problems.append(f"the wheel lacks {name}")
     [entry_points] = [n for n in in_wheel if n.endswith(".dist-info/entry_points.txt")]
     with zipfile.ZipFile(wheel) as archive:
-        if "dispytch = dispytch.cli:main" not in archive.read(entry_points).decode():
+        declared = archive.read(entry_points).decode()
+        if "dispytch = dispytch.cli:main" not in declared:
             problems.append("the wheel does not declare the dispytch command")
+        if "[dispytch.dead_letter_stores]" not in declared or "kafka = " not in declared:
+            problems.append("the wheel does not register its dead-letter stores for `dispytch dlq`")
     if problems:
         sys.exit("check-package: " + "\n  ".join(["the package is incomplete:", *problems]))
     print(

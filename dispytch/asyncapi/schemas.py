@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from dispytch.backends.base import ATTEMPT_HEADER
+from dispytch.reasons import ATTEMPT_HEADER
 from dispytch.serialization.base import CONTENT_TYPE_HEADER
 
 SCHEMA_REF = "#/components/schemas/{model}"

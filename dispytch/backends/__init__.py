@@ -1,10 +1,13 @@
 """The backend contract (see `dispytch.backends.base`)."""
 
+import importlib
+import warnings
+from typing import Any
+
 from dispytch.backends.base import (
-    ATTEMPT_HEADER,
+    _MOVED,
     Capabilities,
     Consumer,
-    DeadLetterReason,
     Delivery,
     ListenerNeeds,
     OutgoingMessage,
@@ -13,13 +16,25 @@ from dispytch.backends.base import (
 )
 
 __all__ = [
-    "ATTEMPT_HEADER",
     "Capabilities",
     "Consumer",
-    "DeadLetterReason",
     "Delivery",
     "ListenerNeeds",
     "OutgoingMessage",
     "Producer",
     "Subscription",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # DeadLetterReason and ATTEMPT_HEADER moved to dispytch.reasons: importing them from here
+    # still works, with a DeprecationWarning
+    home = _MOVED.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    warnings.warn(
+        f"{__name__}.{name} moved to {home}.{name}; import it from there",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return getattr(importlib.import_module(home), name)

@@ -9,24 +9,38 @@ every backend. A backend provides:
 - a `Consumer` that subscribes to what the listener asks for (`Subscription`s) and hands out
   `Delivery` objects one `receive()` at a time;
 - a `Delivery` that the core settles exactly once: `ack()` after every handler finished,
-  `nack()` to have the broker deliver it again, or `dead_letter()` to move it, with the reason,
-  to the backend's dead-letter destination;
+  `nack()` to have the broker deliver it again, or `dead_letter(headers)` to store its bytes,
+  with the headers the core chose, in the backend's dead-letter destination;
 - `Capabilities` that say what the broker can promise (the conformance suite in
   `dispytch.testing` reads them to skip what a backend cannot do).
 
-Errors of the client library are translated into `dispytch.errors` at this boundary.
+Errors of the client library are translated into `dispytch.errors` at this boundary. Formats
+(the dead-letter reason headers, the attempt header) belong to the core, in `dispytch.reasons`;
+topic patterns to `dispytch.routing.patterns`.
 """
 
 from __future__ import annotations
 
 import abc
-import functools
-import re
+import warnings
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from dispytch.errors import ConsumerStoppedError
+from dispytch.routing.patterns import Subscription
+
+__all__ = [
+    "Capabilities",
+    "Consumer",
+    "Delivery",
+    "ListenerNeeds",
+    "OutgoingMessage",
+    "Producer",
+    "Subscription",
+    "confirmed_messages",
+    "mark_confirmed",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,58 +60,6 @@ class Capabilities:
     native_delay: bool = False
     #: the largest message value the broker accepts, when it has a limit
     max_message_bytes: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Subscription:
-    """One topic pattern a listener wants messages from.
-
-    `segments` holds the pattern split on `delimiter`: a literal string, or `None` where the
-    pattern has a wildcard (`*` or a `{name}` placeholder). A backend subscribes to the literal
-    topic when `is_literal`, and otherwise to whatever its broker offers (a regular expression,
-    a binding key with `*`, a subject with `*`); `matches()` tells whether a topic belongs.
-    """
-
-    pattern: str
-    delimiter: str
-    segments: tuple[str | None, ...]
-
-    @classmethod
-    def parse(cls, pattern: str, delimiter: str) -> Subscription:
-        parts = pattern.split(delimiter) if delimiter else [pattern]
-        segments = tuple(None if _is_wildcard(part) else part for part in parts)
-        return cls(pattern=pattern, delimiter=delimiter, segments=segments)
-
-    @property
-    def is_literal(self) -> bool:
-        return None not in self.segments
-
-    def glob(self, wildcard: str = "*", delimiter: str | None = None) -> str:
-        """The pattern with every wildcard segment replaced by `wildcard`."""
-        joiner = self.delimiter if delimiter is None else delimiter
-        return joiner.join(wildcard if part is None else part for part in self.segments)
-
-    def regex(self) -> re.Pattern[str]:
-        """A regular expression that fully matches the topics of this subscription."""
-        return _compile_subscription(self.segments, self.delimiter)
-
-    def matches(self, topic: str) -> bool:
-        if self.is_literal:
-            return topic == self.pattern
-        return self.regex().fullmatch(topic) is not None
-
-
-@functools.lru_cache(maxsize=1024)
-def _compile_subscription(segments: tuple[str | None, ...], delimiter: str) -> re.Pattern[str]:
-    any_segment = "[^" + re.escape(delimiter) + "]+" if delimiter else ".+"
-    body = re.escape(delimiter).join(
-        any_segment if part is None else re.escape(part) for part in segments
-    )
-    return re.compile(body)
-
-
-def _is_wildcard(part: str) -> bool:
-    return part == "*" or (len(part) > 2 and part[0] == "{" and part[-1] == "}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,70 +87,6 @@ class OutgoingMessage:
     timestamp_ms: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class DeadLetterReason:
-    """Why a message goes to the dead-letter destination. Travels as message headers."""
-
-    #: "decode" (not an envelope), "validation" (body or topic segment invalid),
-    #: "handler" (a handler failed for good), "unhandled" (no handler, when configured so)
-    stage: str
-    error_type: str
-    error_message: str
-    original_topic: str
-    attempts: int = 1
-    handler: str | None = None
-    event_id: str | None = None
-    event_type: str | None = None
-
-    def to_headers(self) -> dict[str, str]:
-        headers = {
-            DLQ_HEADER_PREFIX + "stage": self.stage,
-            DLQ_HEADER_PREFIX + "error-type": self.error_type,
-            DLQ_HEADER_PREFIX + "error": self.error_message[:MAX_ERROR_HEADER_CHARS],
-            DLQ_HEADER_PREFIX + "original-topic": self.original_topic,
-            DLQ_HEADER_PREFIX + "attempts": str(self.attempts),
-        }
-        if self.handler is not None:
-            headers[DLQ_HEADER_PREFIX + "handler"] = self.handler
-        if self.event_id is not None:
-            headers[DLQ_HEADER_PREFIX + "event-id"] = self.event_id
-        if self.event_type is not None:
-            headers[DLQ_HEADER_PREFIX + "event-type"] = self.event_type
-        return headers
-
-    @classmethod
-    def from_headers(cls, headers: Mapping[str, str]) -> DeadLetterReason | None:
-        """Read a reason back from a dead-lettered message's headers (None if it has none)."""
-        prefix = DLQ_HEADER_PREFIX
-        if prefix + "stage" not in headers:
-            return None
-        return cls(
-            stage=headers[prefix + "stage"],
-            error_type=headers.get(prefix + "error-type", ""),
-            error_message=headers.get(prefix + "error", ""),
-            original_topic=headers.get(prefix + "original-topic", ""),
-            attempts=_attempts(headers.get(prefix + "attempts")),
-            handler=headers.get(prefix + "handler"),
-            event_id=headers.get(prefix + "event-id"),
-            event_type=headers.get(prefix + "event-type"),
-        )
-
-
-def _attempts(text: str | None) -> int:
-    """The attempts header as written by `to_headers`; 1 when missing or not a number (a
-    letter someone else wrote must still be readable)."""
-    try:
-        return int(text) if text else 1
-    except ValueError:
-        return 1
-
-
-DLQ_HEADER_PREFIX = "dispytch-dlq-"
-MAX_ERROR_HEADER_CHARS = 2000
-#: the header that carries how many times the message was attempted before (see retries)
-ATTEMPT_HEADER = "dispytch-attempt"
-
-
 class Delivery(abc.ABC):
     """A received message, settled exactly once by the core.
 
@@ -207,6 +105,14 @@ class Delivery(abc.ABC):
     #: broker details for handlers (partition, offset, redelivered, delivery tag, ...)
     metadata: Mapping[str, Any]
 
+    @property
+    def delivery_count(self) -> int | None:
+        """How many times the broker has delivered this message, this delivery included (1:
+        the first time), for brokers that count (NATS JetStream, Redis Streams, RabbitMQ
+        quorum queues); None when it does not. The core takes it as the attempt number when
+        the message carries none."""
+        return None
+
     @abc.abstractmethod
     async def ack(self) -> None:
         """The message is done with: the broker must not deliver it again."""
@@ -220,13 +126,14 @@ class Delivery(abc.ABC):
         """Store a copy of the message with `headers` (replacing its own) that this consumer
         group receives again after `delay` seconds, then settle this delivery. Other groups do
         not see the copy. Backends with `native_delay` implement it; it is how delayed retries
-        carry their attempt count (in `ATTEMPT_HEADER`) across restarts."""
+        carry their attempt count across restarts."""
         raise NotImplementedError(f"{type(self).__name__} cannot retry later")
 
     @abc.abstractmethod
-    async def dead_letter(self, reason: DeadLetterReason) -> None:
-        """Store the original message with the reason's headers in the dead-letter
-        destination, then settle it. Must not settle the message if storing failed (raise)."""
+    async def dead_letter(self, headers: Mapping[str, str]) -> None:
+        """Store the message's value and key with `headers` (replacing its own: the core
+        passes the original headers plus the reason's) in the dead-letter destination, then
+        settle it. Must not settle the message if storing failed (raise)."""
 
 
 class Consumer(abc.ABC):
@@ -322,3 +229,26 @@ def confirmed_messages(error: BaseException) -> tuple[OutgoingMessage, ...]:
         if found and all(isinstance(item, OutgoingMessage) for item in found):
             return tuple(found)
     return ()
+
+
+#: names that lived here before they moved to the core (importing them warns)
+_MOVED = {
+    "DeadLetterReason": "dispytch.reasons",
+    "ATTEMPT_HEADER": "dispytch.reasons",
+    "DLQ_HEADER_PREFIX": "dispytch.reasons",
+    "MAX_ERROR_HEADER_CHARS": "dispytch.reasons",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _MOVED.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    warnings.warn(
+        f"{__name__}.{name} moved to {home}.{name}; import it from there",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    import importlib
+
+    return getattr(importlib.import_module(home), name)

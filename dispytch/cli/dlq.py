@@ -17,11 +17,11 @@ import logging
 import sys
 from collections.abc import Callable, Coroutine, Iterable, Iterator
 from typing import Any, TextIO, TypeVar
-from urllib.parse import urlsplit
 
 import click
 
 from dispytch.cli import render
+from dispytch.cli.connection import connection_options, connection_settings
 from dispytch.cli.terminal import printable, printable_lines
 from dispytch.credentials import masked, url_secrets
 from dispytch.deadletters import (
@@ -44,8 +44,11 @@ def dlq() -> None:
     """List, show and replay dead letters.
 
     Select the broker with --broker (or DISPYTCH_BROKER_URL): kafka://host:9092 reads a
-    dead-letter topic (--topic orders.dlq, or --source-topic orders); amqp://user:pw@host:5672/
-    reads a dead-letter queue (--queue, default dispytch.dlq).
+    dead-letter topic (--topic orders.dlq, or --source-topic orders); amqp://user@host:5672/
+    reads a dead-letter queue (--queue, default dispytch.dlq). kafka+ssl:// and amqps:// use
+    TLS. Other backends add their own schemes (the dispytch.dead_letter_stores entry point
+    group). Give the password with --password-file or DISPYTCH_BROKER_PASSWORD rather than in
+    the URL, so that it stays out of the shell's history (docs/security.md).
     """
 
 
@@ -56,8 +59,8 @@ def source_options(command: F) -> F:
             envvar="DISPYTCH_BROKER_URL",
             required=True,
             metavar="URL",
-            help="kafka://host:port[,host:port] or amqp://user:password@host:port/vhost "
-            "(default: $DISPYTCH_BROKER_URL).",
+            help="kafka://host:port[,host:port], kafka+ssl://..., amqp://user@host:port/vhost "
+            "or amqps://... (default: $DISPYTCH_BROKER_URL).",
         ),
         click.option("--topic", help="Kafka: the dead-letter topic."),
         click.option(
@@ -75,6 +78,7 @@ def source_options(command: F) -> F:
             "(default dispytch-dlq-replay).",
         ),
     ]
+    command = connection_options(command)  # listed after these in --help
     for option in reversed(options):
         command = option(command)
     return command
@@ -209,35 +213,36 @@ def _run(
     options: dict[str, Any],
 ) -> None:
     """Open the store the options name, run `body` with it and the filter, map errors."""
-    source_topic = options["source_topic"]
-    original_topics: list[str] = []
-    if source_topic is not None and urlsplit(options["broker"]).scheme.startswith("amqp"):
-        original_topics, source_topic = [source_topic], None  # one queue holds every topic
-    selection = LetterFilter.of(
-        event_types=options.get("event_type", ()),
-        error_types=options.get("error_type", ()),
-        stages=options.get("stage", ()),
-        original_topics=original_topics,
-        error_contains=options.get("error_contains"),
-    )
 
     def shown(error: BaseException) -> str:
         return _shown(str(error))
 
-    with _masking(url_secrets(options["broker"])):
+    settings = connection_settings(options)
+    password = settings["password"]
+    with _masking(url_secrets(options["broker"]) + ((password,) if password else ())):
         try:
             store = open_store(
                 options["broker"],
                 topic=options["topic"],
-                source_topic=source_topic,
+                source_topic=options["source_topic"],
                 queue=options["queue"],
                 exchange=options["exchange"],
                 replay_group=options["replay_group"],
+                **settings,
             )
         except StoreUsageError as error:
             raise click.UsageError(shown(error)) from None
         except ImportError as error:  # a backend's extra is missing
             raise click.ClickException(shown(error)) from None
+        source_topic = options["source_topic"]
+        selection = LetterFilter.of(
+            event_types=options.get("event_type", ()),
+            error_types=options.get("error_type", ()),
+            stages=options.get("stage", ()),
+            # one destination for every topic: --source-topic selects letters, not the store
+            original_topics=[source_topic] if source_topic and store.holds_every_topic else [],
+            error_contains=options.get("error_contains"),
+        )
 
         async def main() -> None:
             async with store:

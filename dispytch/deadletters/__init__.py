@@ -12,14 +12,16 @@ async with open_store("kafka://127.0.0.1:9092", source_topic="orders") as store:
     report = await replay_letters(store, LetterFilter.of(event_types=["order_placed"]))
 ```
 
-The Kafka and RabbitMQ stores import their client libraries only when used
-(`KafkaDeadLetterStore`, `RabbitMQDeadLetterStore`, or `open_store()` with their URL).
-See docs/dead-letters.md.
+Each backend keeps its store in its own package (`dispytch.kafka.KafkaDeadLetterStore`,
+`dispytch.rabbitmq.RabbitMQDeadLetterStore`); `open_store()` finds it by the URL's scheme in
+the `dispytch.dead_letter_stores` entry point group (see `dispytch.deadletters.url`), and
+imports the backend's client library only then. See docs/dead-letters.md.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import warnings
+from typing import Any
 
 from dispytch.deadletters.errors import (
     DeadLetterError,
@@ -31,42 +33,55 @@ from dispytch.deadletters.filters import LetterFilter
 from dispytch.deadletters.letter import DeadLetter, Envelope, decode_envelope, replay_headers
 from dispytch.deadletters.replay import ReplayReport, replay_letters, select_letters
 from dispytch.deadletters.store import DeadLetterStore
-from dispytch.deadletters.url import StoreUsageError, open_store
-
-if TYPE_CHECKING:
-    from dispytch.deadletters.kafka import KafkaDeadLetterStore
-    from dispytch.deadletters.rabbitmq import RabbitMQDeadLetterStore
+from dispytch.deadletters.url import (
+    ENTRY_POINT_GROUP,
+    StoreOpener,
+    StoreOptions,
+    StoreUsageError,
+    open_store,
+    register_store_opener,
+)
+from dispytch.reasons import DeadLetterReason
 
 __all__ = [
+    "ENTRY_POINT_GROUP",
     "DeadLetter",
     "DeadLetterError",
+    "DeadLetterReason",
     "DeadLetterSourceError",
     "DeadLetterStore",
     "Envelope",
-    "KafkaDeadLetterStore",
     "LetterFilter",
     "NotReplayableError",
-    "RabbitMQDeadLetterStore",
     "ReplayProgressFullError",
     "ReplayReport",
+    "StoreOpener",
+    "StoreOptions",
     "StoreUsageError",
     "decode_envelope",
     "open_store",
+    "register_store_opener",
     "replay_headers",
     "replay_letters",
     "select_letters",
 ]
 
-_LAZY = {
-    "KafkaDeadLetterStore": "dispytch.deadletters.kafka",
-    "RabbitMQDeadLetterStore": "dispytch.deadletters.rabbitmq",
+#: stores that lived here before they moved into their backend's package (importing them warns)
+_MOVED = {
+    "KafkaDeadLetterStore": "dispytch.kafka",
+    "RabbitMQDeadLetterStore": "dispytch.rabbitmq",
 }
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
+    home = _MOVED.get(name)
+    if home is None:
         raise AttributeError(f"module 'dispytch.deadletters' has no attribute {name!r}")
+    warnings.warn(
+        f"dispytch.deadletters.{name} moved to {home}.{name}; import it from there",
+        DeprecationWarning,
+        stacklevel=2,
+    )
     import importlib
 
-    return getattr(importlib.import_module(module), name)
+    return getattr(importlib.import_module(home), name)

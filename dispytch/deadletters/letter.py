@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from dispytch.backends.base import ATTEMPT_HEADER, DLQ_HEADER_PREFIX, DeadLetterReason
 from dispytch.envelope import read_envelope
+from dispytch.reasons import ATTEMPT_HEADER, DLQ_HEADER_PREFIX, DeadLetterReason
 from dispytch.serialization.base import CONTENT_TYPE_HEADER
 
 

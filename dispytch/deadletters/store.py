@@ -23,6 +23,9 @@ class DeadLetterStore(abc.ABC):
 
     #: a short description of what is read ("Kafka topic 'orders.dlq'")
     source: str
+    #: one destination holds the dead letters of every topic (RabbitMQ's dead-letter queue):
+    #: a caller that wants one topic's letters filters by `original_topic`
+    holds_every_topic: bool = False
 
     @abc.abstractmethod
     def read(self, *, include_replayed: bool = False) -> AsyncGenerator[DeadLetter, None]:

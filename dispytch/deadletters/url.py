@@ -1,19 +1,105 @@
-"""`open_store()`: a `DeadLetterStore` from a broker URL, as the CLI takes it."""
+"""`open_store()`: a `DeadLetterStore` from a broker URL, as the CLI takes it.
+
+The store is found by the URL's scheme in a table that any installed package can join: the
+entry point group `dispytch.dead_letter_stores`, where each entry is named after a scheme and
+points at a `StoreOpener`. Dispytch registers its own backends there too (`kafka`, `amqp`,
+`amqps`, in its pyproject.toml), so a third-party backend is one folder plus one line::
+
+    [project.entry-points."dispytch.dead_letter_stores"]
+    redis = "dispytch_redis.dead_letters:open_store"
+
+`register_store_opener()` adds an entry for the running process only (tests, programs that
+embed the CLI).
+"""
 
 from __future__ import annotations
 
-from urllib.parse import SplitResult, urlsplit
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import metadata
+from urllib.parse import urlsplit
 
 from dispytch.credentials import masked_url
 from dispytch.deadletters.store import DeadLetterStore
 
-KAFKA_SCHEMES = ("kafka",)
-AMQP_SCHEMES = ("amqp", "amqps")
-DEAD_LETTER_SUFFIX = ".dlq"
+ENTRY_POINT_GROUP = "dispytch.dead_letter_stores"
 
 
 class StoreUsageError(ValueError):
     """The URL and options do not name a dead-letter destination."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoreOptions:
+    """What the caller named besides the URL (the CLI's options). An opener uses those that
+    mean something on its broker and refuses the others with `refuse()`."""
+
+    #: the dead-letter destination itself (a Kafka topic)
+    topic: str | None = None
+    #: the topic whose dead letters to read; on a broker with one destination for every
+    #: topic, the store reads them all and the caller filters (`holds_every_topic`)
+    source_topic: str | None = None
+    #: a dead-letter queue (RabbitMQ)
+    queue: str | None = None
+    #: where replays go, when the broker publishes to an exchange (RabbitMQ)
+    exchange: str | None = None
+    #: the consumer group recording replay progress (Kafka)
+    replay_group: str | None = None
+    #: replace the URL's user name and password (from a file or the environment: no password
+    #: needs to sit in a URL, nor in the shell's history)
+    username: str | None = None
+    password: str | None = None
+    #: TLS settings, for a URL whose scheme says TLS
+    ssl_context: ssl.SSLContext | None = None
+    #: the SASL mechanism (Kafka; SCRAM-SHA-512 when a user name is given)
+    sasl_mechanism: str | None = None
+
+    def refuse(self, *names: str, because: str) -> None:
+        """Raise `StoreUsageError(because)` when any option in `names` is given."""
+        if any(getattr(self, name) is not None for name in names):
+            raise StoreUsageError(because)
+
+
+#: builds the store of a URL (its scheme is one the opener was registered for); raises
+#: `StoreUsageError` for options or URLs it cannot use
+StoreOpener = Callable[[str, StoreOptions], DeadLetterStore]
+
+_registered: dict[str, StoreOpener] = {}
+
+
+def register_store_opener(scheme: str, opener: StoreOpener) -> Callable[[], None]:
+    """Open URLs with `scheme` with `opener` in this process (before the entry points).
+    Returns a function that removes the registration again."""
+    key = scheme.lower()
+    previous = _registered.get(key)
+    _registered[key] = opener
+
+    def unregister() -> None:
+        if previous is None:
+            _registered.pop(key, None)
+        else:
+            _registered[key] = previous
+
+    return unregister
+
+
+def store_schemes() -> list[str]:
+    """Every scheme a store is registered for."""
+    found = {entry.name.lower() for entry in metadata.entry_points(group=ENTRY_POINT_GROUP)}
+    return sorted(found | set(_registered))
+
+
+def store_opener(scheme: str) -> StoreOpener | None:
+    key = scheme.lower()
+    opener = _registered.get(key)
+    if opener is not None:
+        return opener
+    for entry in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if entry.name.lower() == key:
+            loaded: StoreOpener = entry.load()  # imports the backend (its extra may be missing)
+            return loaded
+    return None
 
 
 def open_store(
@@ -24,64 +110,45 @@ def open_store(
     queue: str | None = None,
     exchange: str | None = None,
     replay_group: str | None = None,
+    username: str | None = None,
+    password: str | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    sasl_mechanism: str | None = None,
 ) -> DeadLetterStore:
-    """The store for `broker_url`:
+    """The store for `broker_url`, by its scheme. With Dispytch's own backends:
 
-    - `kafka://host:9092[,host2:9092]`: the dead-letter topic `topic`, or `<source_topic>.dlq`;
-      `replay_group` names the group that records replay progress;
-    - `amqp://user:password@host:5672/vhost` (or `amqps://`): the dead-letter queue `queue`
-      (default `dispytch.dlq`), replayed through `exchange` (default: the queue's name
+    - `kafka://host:9092[,host2:9092]` (`kafka+ssl://` for TLS): the dead-letter topic
+      `topic`, or `<source_topic>.dlq`; `replay_group` names the group that records replay
+      progress. With a user name (`kafka+ssl://user:password@host:9094`, or `username=`), it
+      logs in with SASL (`sasl_mechanism`, default SCRAM-SHA-512);
+    - `amqp://user:password@host:5672/vhost` (`amqps://` for TLS): the dead-letter queue
+      `queue` (default `dispytch.dlq`), replayed through `exchange` (default: the queue's name
       without `.dlq`). `source_topic` is not a destination on RabbitMQ (one queue holds the
       dead letters of every topic): filter with `LetterFilter(original_topics=...)` instead.
+
+    `username` and `password` replace those of the URL; `ssl_context` sets up TLS (for a TLS
+    URL only; without it, TLS verifies against the system's CA certificates).
     """
-    parts = _split(broker_url)
-    scheme = parts.scheme.lower()
-    if scheme in KAFKA_SCHEMES:
-        if queue is not None or exchange is not None:
-            raise StoreUsageError("--queue and --exchange are for RabbitMQ; Kafka takes --topic")
-        if topic is None and source_topic is None:
-            raise StoreUsageError("name the dead-letter topic: --topic T.dlq or --source-topic T")
-        if topic is not None and source_topic is not None:
-            raise StoreUsageError("give --topic or --source-topic, not both")
-        from dispytch.deadletters.kafka import DEFAULT_REPLAY_GROUP, KafkaDeadLetterStore
-
-        servers = broker_url.split("://", 1)[1].strip("/")
-        if not servers:
-            raise StoreUsageError(f"no host in {masked_url(broker_url)!r}")
-        if "@" in servers:
-            raise StoreUsageError(
-                f"{masked_url(broker_url)!r}: a kafka:// URL takes no credentials; "
-                "use KafkaDeadLetterStore(..., sasl_plain_username=..., sasl_plain_password=...)"
-            )
-        return KafkaDeadLetterStore(
-            servers,
-            topic if topic is not None else f"{source_topic}{DEAD_LETTER_SUFFIX}",
-            replay_group=replay_group or DEFAULT_REPLAY_GROUP,
-        )
-    if scheme in AMQP_SCHEMES:
-        if topic is not None:
-            raise StoreUsageError("--topic is for Kafka; RabbitMQ takes --queue")
-        if replay_group is not None:
-            raise StoreUsageError("--replay-group is for Kafka")
-        from dispytch.deadletters.rabbitmq import (
-            DEFAULT_DEAD_LETTER_QUEUE,
-            RabbitMQDeadLetterStore,
-        )
-
-        return RabbitMQDeadLetterStore(
-            broker_url, queue or DEFAULT_DEAD_LETTER_QUEUE, exchange=exchange
-        )
-    raise StoreUsageError(
-        f"unsupported broker URL {masked_url(broker_url)!r}: use kafka://host:port or amqp://..."
-    )
-
-
-def _split(broker_url: str) -> SplitResult:
-    """The URL's parts, once it is known to parse (its port included); errors show it masked."""
     try:
-        parts = urlsplit(broker_url)
-        if parts.scheme.lower() not in KAFKA_SCHEMES:  # Kafka lists several host:port pairs
-            _ = parts.port
+        scheme = urlsplit(broker_url).scheme
     except ValueError as error:
         raise StoreUsageError(f"invalid broker URL {masked_url(broker_url)!r}: {error}") from None
-    return parts
+    opener = store_opener(scheme) if scheme else None
+    if opener is None:
+        known = ", ".join(f"{name}://" for name in store_schemes()) or "none registered"
+        raise StoreUsageError(
+            f"unsupported broker URL {masked_url(broker_url)!r}: no dead-letter store for "
+            f"this scheme (known: {known})"
+        )
+    options = StoreOptions(
+        topic,
+        source_topic,
+        queue,
+        exchange,
+        replay_group,
+        username,
+        password,
+        ssl_context,
+        sasl_mechanism,
+    )
+    return opener(broker_url, options)

@@ -12,6 +12,13 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from dispytch.kafka.config import KafkaEventConfig
 from dispytch.kafka.consumer import KAFKA_CAPABILITIES, KafkaConsumer
+from dispytch.kafka.dead_letter_store import KafkaDeadLetterStore
 from dispytch.kafka.producer import KafkaProducer
 
-__all__ = ["KAFKA_CAPABILITIES", "KafkaConsumer", "KafkaEventConfig", "KafkaProducer"]
+__all__ = [
+    "KAFKA_CAPABILITIES",
+    "KafkaConsumer",
+    "KafkaDeadLetterStore",
+    "KafkaEventConfig",
+    "KafkaProducer",
+]

@@ -9,6 +9,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
+from dispytch.kafka import _aiokafka_private as private
 from dispytch.kafka._errors import KAFKA_EXCEPTIONS
 
 log = logging.getLogger("dispytch.kafka")
@@ -43,14 +44,9 @@ def connection_options(
         options = {k: v for k, v in create_options.items() if k in CONNECTION_OPTIONS}
         options["bootstrap_servers"] = create_options["bootstrap_servers"]
         return options
-    kafka_client = getattr(client, "_client", None)
-    if kafka_client is None:
+    options = {} if client is None else private.connection_settings(client, CONNECTION_OPTIONS)
+    if not options:
         raise ValueError("pass dead_letter_producer= to KafkaConsumer to store dead letters")
-    options = {"bootstrap_servers": kafka_client._bootstrap_servers}
-    for name in CONNECTION_OPTIONS:
-        value = getattr(kafka_client, "_" + name, None)
-        if value is not None:
-            options[name] = value
     return options
 
 
@@ -58,48 +54,23 @@ def group_id(client: AIOKafkaConsumer | None, create_options: dict[str, Any] | N
     if create_options is not None:
         group: str | None = create_options["group_id"]
         return group
-    return getattr(client, "_group_id", None)
+    return None if client is None else private.group_id(client)
 
 
-def subscribed_topics(client: AIOKafkaConsumer) -> tuple[frozenset[str], str | None] | None:
-    """The topics or the pattern a client is subscribed to; None when it is not subscribed."""
-    state = getattr(client, "_subscription", None)
-    if state is None:
-        return None
-    pattern = getattr(state, "_subscribed_pattern", None)
-    if pattern is not None:
-        return frozenset(), pattern.pattern
-    subscription = state.subscription
-    if subscription is None:
-        return None
-    return frozenset(subscription.topics), None
-
-
-def install_listener(client: AIOKafkaConsumer, listener: Any) -> Any:
-    """Put our rebalance listener in front of the one the user subscribed with (returned)."""
-    state = client._subscription
-    previous = getattr(state, "_listener", None)
-    state._listener = listener
-    return previous
-
-
-def is_started(client: AIOKafkaConsumer) -> bool:
-    return getattr(client, "_fetcher", None) is not None
-
-
-def offset_reset(client: AIOKafkaConsumer) -> str:
-    return str(getattr(client, "_auto_offset_reset", "latest"))
+subscribed_topics = private.subscription
+install_listener = private.put_listener_first
+is_started = private.consumer_started
 
 
 def warn_about_wrapped_client(client: AIOKafkaConsumer) -> bool:
     """Log what a wrapped client's settings break; False when it cannot commit at all."""
-    if getattr(client, "_enable_auto_commit", False):
+    if private.auto_commit_enabled(client):
         log.warning(
             "the Kafka consumer has enable_auto_commit=True: aiokafka commits offsets of "
             "events that are still being handled, so at-least-once cannot be guaranteed; "
             "create it with enable_auto_commit=False"
         )
-    if getattr(client, "_group_id", None) is None:
+    if private.group_id(client) is None:
         log.warning(
             "the Kafka consumer has no group_id: offsets cannot be committed, "
             "so a restart reads from its auto_offset_reset position again"

@@ -8,11 +8,12 @@ consumer and the committer.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterator, Mapping
+import logging
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from dispytch.backends.base import DeadLetterReason, Delivery
+from dispytch.backends.base import Delivery
 from dispytch.kafka._offsets import PartitionOffsets
 from dispytch.kafka._retry import RETRY_HEADERS, RETRY_TOPIC_HEADER
 
@@ -20,9 +21,29 @@ if TYPE_CHECKING:
     from aiokafka.structs import ConsumerRecord
 
     from dispytch.kafka._commit import OffsetCommitter
-    from dispytch.kafka.consumer import KafkaConsumer
+
+log = logging.getLogger("dispytch.kafka")
 
 RawHeaders = tuple[tuple[str, bytes | None], ...]
+
+
+class RecordOwner(Protocol):
+    """What a delivery settles through besides its committer: the consumer that handed it out
+    (a protocol, so that this module does not import the consumer's)."""
+
+    #: whether the consumer reads `topic` as an original topic (a retry copy may only claim one)
+    reads_topic: Callable[[str], bool]
+
+    def _redeliver(self, offsets: PartitionOffsets, offset: int, delay: float | None) -> None: ...
+
+    async def _store_retry(
+        self, delivery: KafkaDelivery, delay: float, headers: Mapping[str, str]
+    ) -> None: ...
+
+    async def _store_dead_letter(
+        self, delivery: KafkaDelivery, headers: Mapping[str, str]
+    ) -> None: ...
+
 
 #: the headers of every record that has none
 NO_HEADERS: Mapping[str, str] = MappingProxyType({})
@@ -48,7 +69,7 @@ class KafkaDelivery(Delivery):
 
     def __init__(
         self,
-        consumer: KafkaConsumer,
+        consumer: RecordOwner,
         record: ConsumerRecord[bytes, bytes],
         offsets: PartitionOffsets,
         committer: OffsetCommitter,
@@ -74,7 +95,7 @@ class KafkaDelivery(Delivery):
     @classmethod
     def retried(
         cls,
-        consumer: KafkaConsumer,
+        consumer: RecordOwner,
         record: ConsumerRecord[bytes, bytes],
         offsets: PartitionOffsets,
         committer: OffsetCommitter,
@@ -86,6 +107,17 @@ class KafkaDelivery(Delivery):
         original = delivery.headers.get(RETRY_TOPIC_HEADER)
         if not original:
             return delivery  # not made by retry_later: left as it is
+        if not consumer.reads_topic(original):
+            # whoever wrote it cannot reach the handlers of a topic the group does not read
+            log.warning(
+                "ignored the %s header %r of %s[%s]@%s: this consumer does not read that topic",
+                RETRY_TOPIC_HEADER,
+                original[:200],
+                record.topic,
+                record.partition,
+                record.offset,
+            )
+            return delivery
         delivery._raw_headers = tuple(
             (name, value) for name, value in delivery._raw_headers if name not in RETRY_HEADERS
         )
@@ -121,10 +153,10 @@ class KafkaDelivery(Delivery):
         await self._consumer._store_retry(self, delay, headers)
         await self.ack()
 
-    async def dead_letter(self, reason: DeadLetterReason) -> None:
+    async def dead_letter(self, headers: Mapping[str, str]) -> None:
         if self._settled:
             return
-        await self._consumer._store_dead_letter(self, reason)
+        await self._consumer._store_dead_letter(self, headers)
         await self.ack()
 
     def __repr__(self) -> str:

@@ -16,8 +16,9 @@ from dispytch.kafka._offsets import PartitionKey
 
 #: aiokafka's ConsumerRecord (untyped)
 Record: TypeAlias = Any
-#: which of the records fetched from a partition may be buffered now
-Admit = Callable[[TopicPartition, list[Record]], list[Record]]
+#: which of the records fetched from a partition may be buffered now; the flag is False when
+#: the partition may have been sought elsewhere after these records were drawn
+Admit = Callable[[TopicPartition, list[Record], bool], list[Record]]
 
 
 class Chunk:
@@ -60,6 +61,10 @@ class RecordFetcher:
         self._pending: asyncio.Future[Any] | None = None
         #: counts rebalances, so records fetched before one are not handed out after it
         self._generation = 0
+        #: counts drops (seeks elsewhere), and the count at each partition's latest drop: a
+        #: fetch that began before it may hold records from before the seek
+        self._drops = 0
+        self._dropped_at: dict[PartitionKey, int] = {}
 
     async def fetch(self, client: AIOKafkaConsumer, stopped: asyncio.Future[None]) -> None:
         """Wait for the next batch (or for `stopped`) and buffer it."""
@@ -71,7 +76,7 @@ class RecordFetcher:
             return  # stopped: receive() raises on its next turn
         self._pending = None
         try:
-            generation, batches = fetch.result()
+            generation, drops, batches = fetch.result()
         except kafka_errors.ConsumerStoppedError as exc:
             raise ConsumerStoppedError("the Kafka client was stopped") from exc
         except KAFKA_EXCEPTIONS as exc:
@@ -79,19 +84,22 @@ class RecordFetcher:
         if generation != self._generation:
             return  # drawn before a rebalance: read again from the committed offsets
         admit = self._admit
+        dropped_at = self._dropped_at
         for tp, records in batches.items():
             if admit is not None:
-                records = admit(tp, records)
+                fresh = dropped_at.get((tp.topic, tp.partition), 0) <= drops
+                records = admit(tp, records, fresh)
             if records:
                 self.buffer.append(Chunk(tp, records))
 
     async def _get(
         self, client: AIOKafkaConsumer
-    ) -> tuple[int, dict[TopicPartition, list[Record]]]:
+    ) -> tuple[int, int, dict[TopicPartition, list[Record]]]:
+        drops = self._drops  # before the fetch: a seek during it makes its records suspect
         batches = await client.getmany(timeout_ms=1000, max_records=self._batch)
         # the generation when the records were drawn (not when the fetch began: records drawn
         # after a rebalance belong to the new assignment and must be kept)
-        return self._generation, batches
+        return self._generation, drops, batches
 
     def rebalanced(self, keys: set[PartitionKey]) -> None:
         self._generation += 1
@@ -99,6 +107,9 @@ class RecordFetcher:
 
     def drop(self, keys: set[PartitionKey]) -> None:
         """Forget the buffered records of these partitions (they are read again)."""
+        self._drops += 1
+        for key in keys:
+            self._dropped_at[key] = self._drops
         if self.buffer:
             self.buffer = deque(c for c in self.buffer if (c.topic, c.partition) not in keys)
 

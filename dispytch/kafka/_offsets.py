@@ -8,7 +8,9 @@ compaction leave gaps), so the bookkeeping is about offsets handed out, never ab
 
 A nacked offset stays unsettled ("to redeliver") until the partition is read again from it, so
 the commit never passes it. Records read again after such a seek that were already handed out
-(settled or still running) are skipped; only the nacked ones are handed out again.
+(settled or still running) are skipped; only the nacked ones are handed out again. A nacked
+offset that no longer exists when it is read again (retention, deleteRecords, compaction) is
+forgotten: the records read from the seek on show it is missing (see `_redelivery`).
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ class PartitionOffsets:
     committed: int | None = None
     #: the partition was revoked or the consumer closed: settling does nothing any more
     revoked: bool = False
+    #: after a seek back to a nacked offset: where the records read next begin (None: no
+    #: re-read under way)
+    read_from: int | None = None
 
     def hand_out(self, offset: int) -> bool:
         """Note a fetched record. False when it must be skipped (read again after a seek,
@@ -74,6 +79,36 @@ class PartitionOffsets:
         self.in_flight.discard(offset)
         self.redeliver.add(offset)
         return min(self.redeliver)
+
+    def sought(self, offset: int) -> None:
+        """The partition is read again from `offset` (the lowest nacked offset)."""
+        self.read_from = offset
+
+    def forget_missing(self, records: list[Any], end: int) -> list[int]:
+        """`records` were read one after another from `read_from` up to offset `end`: nacked
+        offsets in that range that are not among them no longer exist. Forget them and return
+        them (sorted)."""
+        start = self.read_from
+        if start is None:
+            return []
+        present = {record.offset for record in records}
+        gone = sorted(o for o in self.redeliver if start <= o <= end and o not in present)
+        self.redeliver.difference_update(gone)
+        self.read_from = end + 1 if self.redeliver else None
+        return gone
+
+    def forget_before(self, log_start: int) -> list[int]:
+        """The partition's log now begins at `log_start`: nacked offsets before it are gone."""
+        gone = sorted(o for o in self.redeliver if o < log_start)
+        self.redeliver.difference_update(gone)
+        if not self.redeliver:
+            self.read_from = None
+        return gone
+
+    def waits_below(self, offset: int, records: list[Any]) -> bool:
+        """A nacked offset below `offset` waits to be read again, and is not among `records`."""
+        present = {record.offset for record in records}
+        return any(o < offset and o not in present for o in self.redeliver)
 
     @property
     def unsettled(self) -> int:

@@ -9,12 +9,8 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from dispytch.kafka._client import quiet_stop
-from dispytch.kafka._errors import (
-    KAFKA_EXCEPTIONS,
-    SEND_EXCEPTIONS,
-    connection_error,
-    producer_error,
-)
+from dispytch.kafka._errors import KAFKA_EXCEPTIONS, SEND_EXCEPTIONS, producer_error
+from dispytch.kafka._secure import start_error
 
 RawHeaders = Sequence[tuple[str, bytes]]
 
@@ -63,6 +59,8 @@ class RecordPublisher:
                     await producer.start()
                 except KAFKA_EXCEPTIONS as exc:
                     await quiet_stop(producer)
-                    raise connection_error(exc, "starting the consumer's producer") from exc
+                    raise await start_error(
+                        exc, self._options(), "starting the consumer's producer"
+                    ) from exc
                 self._owned = producer
             return self._owned

@@ -17,7 +17,6 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka import errors as kafka_errors
 from aiokafka.abc import ConsumerRebalanceListener
 
-from dispytch.kafka._client import offset_reset
 from dispytch.kafka._commit import OffsetCommitter
 from dispytch.kafka._errors import KAFKA_EXCEPTIONS
 from dispytch.kafka._fetch import RecordFetcher
@@ -72,10 +71,11 @@ class CommittingRebalanceListener(ConsumerRebalanceListener):  # type: ignore[mi
         self, retry_topic: str, assigned: list[TopicPartition]
     ) -> None:
         """Retry records must not be skipped: a retry partition without a committed offset is
-        read from its start, even when the client resets to "latest"."""
+        read from its start, even when the client resets to "latest" (aiokafka does not say
+        publicly what it resets to, so this asks for the committed offsets either way)."""
         client = self._client
         retries = [tp for tp in assigned if tp.topic == retry_topic]
-        if not retries or offset_reset(client) == "earliest":
+        if not retries:
             return
         try:
             uncommitted = [tp for tp in retries if await client.committed(tp) is None]

@@ -81,18 +81,22 @@ class RetryScheduler:
     def attach(self, client: AIOKafkaConsumer) -> None:
         self._client = client
 
-    def admit(self, tp: TopicPartition, records: list[Any]) -> list[Any]:
-        """Of records just fetched from `tp`, the ones that may be handed out now: all of them,
-        or those before the first one that is not due (then the partition waits for it)."""
+    def first_not_due(self, tp: TopicPartition, records: list[Any]) -> int | None:
+        """The index of the first record just fetched from `tp` that is not due yet (None:
+        all may be handed out now). The records from there on wait: see `hold`."""
         if tp.topic != self.topic:
-            return records
+            return None
         now_ms = time.time() * 1000
         for index, record in enumerate(records):
             due = due_at(record)
             if due is not None and due > now_ms:
-                self._hold(tp, record.offset, (due - now_ms) / 1000)
-                return records[:index]
-        return records
+                return index
+        return None
+
+    def hold(self, tp: TopicPartition, record: Any) -> None:
+        """Pause `tp` on `record`, which is not due, until it is."""
+        due = due_at(record) or 0
+        self._hold(tp, record.offset, max(0.0, (due - time.time() * 1000) / 1000))
 
     def release(self, tp: TopicPartition) -> None:
         """Resume `tp` now (its timer, if any, is cancelled): it is read again and held back

@@ -18,9 +18,9 @@ from typing import Any
 
 from aiokafka import errors as kafka_errors
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.protocol.metadata import MetadataRequest
 
-from dispytch.kafka._errors import KAFKA_EXCEPTIONS, connection_error
+from dispytch.kafka._errors import KAFKA_EXCEPTIONS
+from dispytch.kafka._secure import start_error
 
 log = logging.getLogger("dispytch.kafka")
 
@@ -40,80 +40,35 @@ async def ensure_retry_topic(
     """Create `topic` unless it exists, with `partitions` partitions (default: as many as the
     largest existing topic `handler_topic` accepts, at least 1), and wait until it has leaders.
 
-    `handler_topics` are the literal topics of the subscription (none for a pattern): their
-    shape is read without listing every topic of the cluster, which takes a while on clusters
-    with many topics. It is also how the usual case, a retry topic that exists already, costs
-    one small metadata request.
+    `handler_topics` are the literal topics of the subscription (none for a pattern: then
+    every existing topic `handler_topic` accepts counts). Topics are listed (one metadata
+    request for the whole cluster) rather than described one by one, see below.
 
     With `create=False` it only checks. Returns whether the topic exists now.
     """
     admin = AIOKafkaAdminClient(**{k: v for k, v in options.items() if k not in _NOT_FOR_ADMIN})
     try:
         await admin.start()
-        if not await _can_describe_safely(admin):
-            return await _ensure_listing(admin, topic, partitions, handler_topic, create)
-        if await _describe(admin, [topic]):
+        # listed, not described: aiokafka's describe_topics asks the broker to auto-create
+        # the topics it names, and the public API has no way to ask otherwise
+        existing = set(await admin.list_topics())
+        if topic in existing:
             return True
         if not create:
             return False
         if handler_topics:
-            described = await _describe(admin, list(handler_topics))
+            matching = [t for t in handler_topics if t in existing]
         else:
-            existing = await admin.list_topics()
             matching = [t for t in existing if handler_topic(t)]
-            described = await _describe(admin, matching) if matching else []
+        described = await admin.describe_topics(matching) if matching else []
         largest, replication = await _shape(admin, described)
-        partitions = partitions or largest
-        await _create(admin, topic, partitions, replication)
-        await _wait_for_leaders(admin, topic, partitions)
+        await _create(admin, topic, partitions or largest, replication)
+        await _wait_for_leaders(admin, topic, partitions or largest)
         return True
     except KAFKA_EXCEPTIONS as exc:
-        raise connection_error(exc, f"creating the retry topic {topic!r}") from exc
+        raise await start_error(exc, options, f"creating the retry topic {topic!r}") from exc
     finally:
         await _close(admin)
-
-
-async def _ensure_listing(
-    admin: AIOKafkaAdminClient,
-    topic: str,
-    partitions: int | None,
-    handler_topic: Callable[[str], bool],
-    create: bool,
-) -> bool:
-    """For brokers older than 0.11, whose metadata requests create the topics they name."""
-    # list_topics, not describe_topics: describing a missing topic may auto-create it
-    existing = await admin.list_topics()
-    if topic in existing:
-        return True
-    if not create:
-        return False
-    matching = [t for t in existing if handler_topic(t)]
-    described = await admin.describe_topics(matching) if matching else []
-    largest, replication = await _shape(admin, described)
-    partitions = partitions or largest
-    await _create(admin, topic, partitions, replication)
-    await _wait_for_leaders(admin, topic, partitions)
-    return True
-
-
-async def _can_describe_safely(admin: AIOKafkaAdminClient) -> bool:
-    """Whether the broker takes metadata requests that do not create topics (v4 and later)."""
-    client = admin._client
-    try:
-        conn = await client._get_conn(client.get_random_node())
-    except KAFKA_EXCEPTIONS:
-        return False
-    versions = getattr(conn, "_versions", None) or {}
-    metadata_versions = versions.get(MetadataRequest.API_KEY)
-    return metadata_versions is not None and metadata_versions[1] >= 4
-
-
-async def _describe(admin: AIOKafkaAdminClient, topics: list[str]) -> list[dict[str, Any]]:
-    """The topics among `topics` that exist (a request that never creates any)."""
-    request = MetadataRequest(topics, allow_auto_topic_creation=False)
-    response = await admin._client.send(admin._client.get_random_node(), request)
-    described: list[dict[str, Any]] = response.to_object()["topics"]
-    return [item for item in described if not item["error_code"]]
 
 
 async def _close(admin: AIOKafkaAdminClient) -> None:

@@ -1,9 +1,10 @@
 """`KafkaConsumer`: hands out Kafka records one at a time and commits at-least-once.
 
 The work is split into modules: `_fetch` (getmany into a buffer), `_commit` (committing what
-is settled), `_offsets` (which offset may be committed), `_retry` / `_retry_topic` (delayed
-retries through the group's retry topic), `_dead_letters`, `_subscribe` and `_client`. This
-module wires them together and handles rebalances: a revoked partition is given
+is settled), `_offsets` (which offset may be committed), `_redelivery` (reading a partition
+again after a nack), `_retry` / `_retry_topic` (delayed retries through the group's retry
+topic), `_dead_letters`, `_subscribe` and `_client`. This module wires them together and
+handles rebalances: a revoked partition is given
 `revoke_timeout` seconds to settle what is running, then what is settled is committed and its
 unsettled deliveries are forgotten (the next owner gets them again).
 """
@@ -16,17 +17,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka import errors as kafka_errors
+from aiokafka import AIOKafkaConsumer
 
-from dispytch.backends.base import (
-    Capabilities,
-    Consumer,
-    DeadLetterReason,
-    Delivery,
-    ListenerNeeds,
-    Subscription,
-)
+from dispytch.backends.base import Capabilities, Consumer, Delivery, ListenerNeeds, Subscription
 from dispytch.errors import ConsumerStoppedError
 from dispytch.kafka._client import (
     bounded,
@@ -43,15 +36,18 @@ from dispytch.kafka._dead_letters import (
     DEFAULT_DEAD_LETTER_SUFFIX,
     DeadLetterPublisher,
     dead_letter_topic_namer,
+    stored_headers,
 )
 from dispytch.kafka._delivery import KafkaDelivery
-from dispytch.kafka._errors import KAFKA_EXCEPTIONS, connection_error
+from dispytch.kafka._errors import KAFKA_EXCEPTIONS
 from dispytch.kafka._fetch import RecordFetcher
 from dispytch.kafka._offsets import CommitTracker, PartitionOffsets
 from dispytch.kafka._publisher import RecordPublisher
 from dispytch.kafka._rebalance import CommittingRebalanceListener
+from dispytch.kafka._redelivery import Rewinder
 from dispytch.kafka._retry import DEFAULT_RETRY_SUFFIX, RetryScheduler, retry_headers
 from dispytch.kafka._retry_topic import ensure_retry_topic
+from dispytch.kafka._secure import start_error, warn_if_insecure
 from dispytch.kafka._subscribe import SubscriptionPlan, plan_subscription
 
 log = logging.getLogger("dispytch.kafka")
@@ -71,6 +67,10 @@ NO_RETRY_TOPIC_CAPABILITIES = replace(KAFKA_CAPABILITIES, native_delay=False)
 OWNED_CONSUMER_DEFAULTS: dict[str, Any] = {"auto_offset_reset": "earliest"}
 
 __all__ = ["COMMIT_EXCEPTIONS", "KAFKA_CAPABILITIES", "KafkaConsumer"]
+
+
+def _NO_TOPIC(topic: str) -> bool:
+    return False
 
 
 class KafkaConsumer(Consumer):
@@ -134,12 +134,16 @@ class KafkaConsumer(Consumer):
         self._retries_wanted = True
         #: the retry topic exists and is read: `retry_later` may store there
         self._retry_topic_read = False
+        #: the topics this consumer reads, besides its retry topic: a retry copy may only
+        #: claim one of them as its original topic
+        self.reads_topic: Callable[[str], bool] = _NO_TOPIC
         self._retry_topic: str | None = None
         self._scheduler: RetryScheduler | None = None
         self._revoke_timeout = revoke_timeout
         self._tracker = CommitTracker()
         self._committer = OffsetCommitter(self._tracker, commit_interval, commit_every)
-        self._fetcher = RecordFetcher(fetch_batch, self._admit)
+        self._rewinder = Rewinder(self)
+        self._fetcher = RecordFetcher(fetch_batch, self._rewinder.admit)
         self._started = False
         self._stopped = False
         self._closed = False
@@ -231,6 +235,7 @@ class KafkaConsumer(Consumer):
         client = self._client
         assert client is not None
         self._committer.enabled = warn_about_wrapped_client(client)
+        warn_if_insecure(self._create_options, "the Kafka consumer")
         await self._subscribe(client, subscriptions)
         if not is_started(client):
             self._owns_client = True
@@ -238,7 +243,7 @@ class KafkaConsumer(Consumer):
                 await client.start()
             except KAFKA_EXCEPTIONS as exc:
                 await quiet_stop(client)
-                raise connection_error(exc, "starting the consumer") from exc
+                raise await start_error(exc, self._create_options, "starting the consumer") from exc
         self._stop_signal = asyncio.get_running_loop().create_future()
         self._committer.start(client)
         self._started = True
@@ -292,6 +297,7 @@ class KafkaConsumer(Consumer):
         self._closed = True
         await self._committer.stop()
         await self._fetcher.close()
+        await self._rewinder.close()
         if self._scheduler is not None:
             self._scheduler.forget()
         client = self._client
@@ -308,33 +314,16 @@ class KafkaConsumer(Consumer):
     # -- settlement (called by KafkaDelivery) ------------------------------------------------
 
     def _redeliver(self, offsets: PartitionOffsets, offset: int, delay: float | None) -> None:
-        if offsets.nack(offset) is None:
-            return
-        self._committer.nacked()
-        if delay:
-            asyncio.get_running_loop().call_later(delay, self._seek_back, offsets)
-        else:
-            self._seek_back(offsets)
+        self._rewinder.nack(offsets, offset, delay)
 
-    def _seek_back(self, offsets: PartitionOffsets) -> None:
-        """Read the partition again from its lowest nacked offset."""
-        client = self._client
-        if offsets.revoked or not offsets.redeliver or client is None or self._closed:
-            return
-        self._fetcher.drop({(offsets.topic, offsets.partition)})
-        tp = TopicPartition(offsets.topic, offsets.partition)
-        try:
-            client.seek(tp, min(offsets.redeliver))
-        except (kafka_errors.IllegalStateError, ValueError, AssertionError) as exc:
-            # the partition went away: not committed past, so its next owner reads it again
-            log.debug("cannot seek %s[%s] back: %s", offsets.topic, offsets.partition, exc)
-            return
-        if self._scheduler is not None:
-            self._scheduler.release(tp)  # a held retry partition reads the nacked record now
-
-    async def _store_dead_letter(self, delivery: KafkaDelivery, reason: DeadLetterReason) -> None:
+    async def _store_dead_letter(
+        self, delivery: KafkaDelivery, headers: Mapping[str, str]
+    ) -> None:
         await self._dead_letters.publish(
-            delivery.topic, delivery.value, delivery.key, delivery.raw_headers, reason
+            delivery.topic,
+            delivery.value,
+            delivery.key,
+            stored_headers(headers, delivery.headers, delivery.raw_headers),
         )
 
     async def _store_retry(
@@ -402,6 +391,8 @@ class KafkaConsumer(Consumer):
             if retry_topic is not None:
                 self._scheduler.attach(client)
         self._retry_topic_read = retry_topic is not None
+        accepts = plan.accepts()
+        self.reads_topic = lambda topic: topic != retry_topic and accepts(topic)
         full = plan.with_topic(retry_topic)
         if current is not None and full == plan:
             return
@@ -409,10 +400,6 @@ class KafkaConsumer(Consumer):
             client.subscribe(pattern=full.pattern, listener=listener)
         else:
             client.subscribe(topics=list(full.topics), listener=listener)
-
-    def _admit(self, tp: TopicPartition, records: list[Any]) -> list[Any]:
-        scheduler = self._scheduler
-        return records if scheduler is None else scheduler.admit(tp, records)
 
     def _connection_options(self) -> dict[str, Any]:
         """Connection settings for the producer and admin client, from the consumer's own."""

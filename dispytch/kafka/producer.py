@@ -11,12 +11,9 @@ from aiokafka import AIOKafkaProducer
 
 from dispytch.backends.base import OutgoingMessage, Producer, mark_confirmed
 from dispytch.errors import BackendError
-from dispytch.kafka._errors import (
-    KAFKA_EXCEPTIONS,
-    SEND_EXCEPTIONS,
-    connection_error,
-    producer_error,
-)
+from dispytch.kafka._aiokafka_private import producer_started
+from dispytch.kafka._errors import KAFKA_EXCEPTIONS, SEND_EXCEPTIONS, producer_error
+from dispytch.kafka._secure import start_error, warn_if_insecure
 from dispytch.kafka.config import KafkaEventConfig, header_bytes
 from dispytch.loops import LoopBinding, other_loop_error
 
@@ -72,16 +69,17 @@ class KafkaProducer(Producer):
                 return
             if self._options is not None:
                 self._client = AIOKafkaProducer(**self._options)
-            elif not _producer_running(self._client):
+            elif not producer_started(self._client):
                 self._owns_client = True
             client = self._client
             assert client is not None
             if self._owns_client:
+                warn_if_insecure(self._options, "the Kafka producer")
                 try:
                     await client.start()
                 except KAFKA_EXCEPTIONS as exc:
                     await _quiet_stop(client)
-                    raise connection_error(exc, "starting the producer") from exc
+                    raise await start_error(exc, self._options, "starting the producer") from exc
             self._started = True
             self._loop.bind()
 
@@ -219,11 +217,6 @@ def _ack_error(ack: asyncio.Future[Any], late: set[asyncio.Future[Any]]) -> Base
 def _retrieve(ack: asyncio.Future[Any]) -> None:
     if not ack.cancelled():
         ack.exception()
-
-
-def _producer_running(client: AIOKafkaProducer) -> bool:
-    sender = getattr(client, "_sender", None)
-    return getattr(sender, "sender_task", None) is not None
 
 
 async def _quiet_stop(client: AIOKafkaProducer) -> None:

@@ -6,21 +6,11 @@ import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from dispytch.backends.base import (
-    Capabilities,
-    Consumer,
-    DeadLetterReason,
-    Delivery,
-    OutgoingMessage,
-    Subscription,
-)
+from dispytch.backends.base import Capabilities, Consumer, Delivery, OutgoingMessage, Subscription
 from dispytch.errors import ConsumerStoppedError
-from dispytch.memory.queue import GroupQueue, StoredMessage
-
-if TYPE_CHECKING:
-    from dispytch.memory.broker import InMemoryBroker
+from dispytch.memory.queue import BrokerLink, GroupQueue, StoredMessage
 
 logger = logging.getLogger("dispytch.memory")
 
@@ -86,7 +76,7 @@ class InMemoryDelivery(Delivery):
         queue.push_later(copy, delay)
         consumer._settle(self, message)
 
-    async def dead_letter(self, reason: DeadLetterReason) -> None:
+    async def dead_letter(self, headers: Mapping[str, str]) -> None:
         if self._settled:
             return
         message = self._message
@@ -96,7 +86,7 @@ class InMemoryDelivery(Delivery):
                 topic=broker.dead_letter_topic(message.topic),
                 value=message.value,
                 key=message.key,
-                headers={**message.headers, **reason.to_headers()},
+                headers=dict(headers),
             )
         )
         if self._claim("dead_letter"):
@@ -119,7 +109,7 @@ class InMemoryConsumer(Consumer):
 
     def __init__(
         self,
-        broker: InMemoryBroker,
+        broker: BrokerLink,
         group: str,
         topics: Sequence[str] | None,
         delimiter: str,

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from dispytch.backends.base import OutgoingMessage, Producer, mark_confirmed
 from dispytch.errors import ProducerError
-
-if TYPE_CHECKING:
-    from dispytch.memory.broker import InMemoryBroker
+from dispytch.memory.queue import BrokerLink
 
 
 class InMemoryProducer(Producer):
-    def __init__(self, broker: InMemoryBroker) -> None:
+    def __init__(self, broker: BrokerLink) -> None:
         self.broker = broker
         self._closed = False
 

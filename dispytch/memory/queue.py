@@ -4,10 +4,22 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from dispytch.backends.base import Subscription
+from dispytch.backends.base import OutgoingMessage, Subscription
+
+
+class BrokerLink(Protocol):
+    """What the broker's consumers and producers use of it (`InMemoryBroker` is one): a
+    protocol, so that their modules do not import the broker's, which creates them."""
+
+    def publish(self, message: OutgoingMessage) -> None: ...
+
+    def dead_letter_topic(self, topic: str) -> str: ...
+
+    def _join(self, group_name: str, subscriptions: Sequence[Subscription]) -> GroupQueue: ...
 
 
 @dataclass(slots=True, eq=False)

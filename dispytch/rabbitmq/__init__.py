@@ -12,13 +12,21 @@ from dispytch.rabbitmq.config import RabbitMQEventConfig
 
 if TYPE_CHECKING:
     from dispytch.rabbitmq.consumer import RabbitMQConsumer
+    from dispytch.rabbitmq.dead_letter_store import RabbitMQDeadLetterStore
     from dispytch.rabbitmq.delivery import RabbitMQDelivery
     from dispytch.rabbitmq.producer import RabbitMQProducer
 
-__all__ = ["RabbitMQConsumer", "RabbitMQDelivery", "RabbitMQEventConfig", "RabbitMQProducer"]
+__all__ = [
+    "RabbitMQConsumer",
+    "RabbitMQDeadLetterStore",
+    "RabbitMQDelivery",
+    "RabbitMQEventConfig",
+    "RabbitMQProducer",
+]
 
 _LAZY = {
     "RabbitMQConsumer": "dispytch.rabbitmq.consumer",
+    "RabbitMQDeadLetterStore": "dispytch.rabbitmq.dead_letter_store",
     "RabbitMQDelivery": "dispytch.rabbitmq.delivery",
     "RabbitMQProducer": "dispytch.rabbitmq.producer",
 }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,9 +17,9 @@ from dispytch.rabbitmq._amqp import (
     AbstractExchange,
     AbstractIncomingMessage,
     AbstractQueue,
-    aio_pika,
     aiormq,
 )
+from dispytch.rabbitmq._connect import connect
 from dispytch.rabbitmq._errors import CONNECTION_ERRORS
 from dispytch.rabbitmq.delivery import RabbitMQDelivery, Settlement
 from dispytch.rabbitmq.topology import (
@@ -42,6 +43,9 @@ CAPABILITIES = Capabilities(
 _STOP = object()
 #: seconds a consumer cancel may take when stopping (the broker may be slow or going away)
 _CANCEL_TIMEOUT = 5.0
+#: ... and while its channel is closed: the cancel then only has to tell the robust queue to
+#: forget the consumer (it does that first), the rest would wait for the connection
+_CLOSED_CANCEL_TIMEOUT = 0.1
 _CANCEL_ERRORS: tuple[type[BaseException], ...] = (asyncio.TimeoutError, *CONNECTION_ERRORS)
 
 
@@ -79,11 +83,16 @@ class RabbitMQConsumer(Consumer):
         self._buffer: asyncio.Queue[Any] = asyncio.Queue()
         self._consumers: list[tuple[AbstractQueue, str]] = []
         self._unsettled: dict[int, RabbitMQDelivery] = {}
+        #: consumer tags being cancelled because a delivery reached them after stop()
+        self._refusing: dict[str, asyncio.Future[None]] = {}
         self._settlement: Settlement | None = None
+        #: the listener's topic delimiter (from the subscriptions), for reading topics back
+        self._delimiter: str | None = None
         self._started = False
         self._stopped = False
         # set by create(): the consumer owns its connection
         self._url: str | None = None
+        self._ssl_context: ssl.SSLContext | None = None
         self._group: str | None = None
         self._topology = Topology()
         self._queue_arguments: dict[str, Any] | None = None
@@ -108,6 +117,7 @@ class RabbitMQConsumer(Consumer):
         publish_timeout: float | None = 30.0,
         connect_timeout: float = 10.0,
         reconnect_interval: float = 2.0,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> RabbitMQConsumer:
         """A consumer for consumer group `group` that connects to `url` when started.
 
@@ -117,6 +127,10 @@ class RabbitMQConsumer(Consumer):
         listener's `max_concurrency` (100 outside a listener). `queue_arguments` are passed to
         the group queue's declaration (for example
         `{"x-queue-type": "quorum", "x-delivery-limit": 20}`).
+
+        TLS: an `amqps://` URL, with `ssl_context` (or the URL's `cafile`, `certfile`,
+        `keyfile`). A wrong password or a failed certificate check raises
+        `BrokerAuthenticationError` or `BrokerTLSError` on start (docs/security.md).
         """
         topology = Topology(exchange)
         consumer = cls(
@@ -127,6 +141,7 @@ class RabbitMQConsumer(Consumer):
         )
         consumer._prefetch_follows_listener = prefetch is None
         consumer._url = url
+        consumer._ssl_context = ssl_context
         consumer._group = group
         consumer._topology = topology
         consumer._queue_arguments = queue_arguments
@@ -142,6 +157,7 @@ class RabbitMQConsumer(Consumer):
         if self._started:
             raise RuntimeError("the consumer was already started")
         self._started = True
+        self._delimiter = next((s.delimiter for s in subscriptions), None)
         try:
             if self._url is not None:
                 await self._declare_own(list(subscriptions))
@@ -159,6 +175,9 @@ class RabbitMQConsumer(Consumer):
             for queue in self._queues:
                 tag = await queue.consume(self._callback_for(queue))
                 self._consumers.append((queue, tag))
+        except BackendError:
+            await self.close()
+            raise
         except aiormq.exceptions.ChannelClosed as error:  # a declaration the broker refused
             await self.close()
             raise BackendError(
@@ -176,10 +195,12 @@ class RabbitMQConsumer(Consumer):
     async def _declare_own(self, subscriptions: list[Subscription]) -> None:
         assert self._url is not None
         assert self._group is not None
-        self._connection = await aio_pika.connect_robust(
+        self._connection = await connect(
             self._url,
+            ssl_context=self._ssl_context,
             timeout=self._connect_timeout,
             reconnect_interval=self._reconnect_interval,
+            what="the RabbitMQ consumer",
         )
         channel: AbstractChannel = await self._connection.channel(publisher_confirms=True)
         exchange: AbstractExchange = await declare_exchange(channel, self._topology.exchange)
@@ -208,11 +229,24 @@ class RabbitMQConsumer(Consumer):
 
         async def on_message(message: AbstractIncomingMessage) -> None:
             if self._stopped:
-                await _requeue(message)
+                await self._refuse(queue, message)
                 return
             self._buffer.put_nowait((message, name))
 
         return on_message
+
+    async def _refuse(self, queue: AbstractQueue, message: AbstractIncomingMessage) -> None:
+        """A delivery after stop(): its consumer came back (a reconnection restored it before
+        the stop could forget it). Cancel that consumer first, then give the message back, so
+        that it is not handed straight back to us again and again."""
+        tag = message.consumer_tag
+        if tag is not None:
+            cancelling = self._refusing.get(tag)
+            if cancelling is None:
+                cancelling = asyncio.ensure_future(self._cancel(queue, tag))
+                self._refusing[tag] = cancelling
+            await asyncio.shield(cancelling)
+        await _requeue(message)
 
     async def receive(self) -> Delivery:
         if self._settlement is None and not self._stopped:
@@ -248,7 +282,7 @@ class RabbitMQConsumer(Consumer):
             # the connection dropped after it arrived: the broker delivers it again
             return None
         assert self._settlement is not None
-        delivery = RabbitMQDelivery(message, queue, self._settlement)
+        delivery = RabbitMQDelivery(message, queue, self._settlement, self._delimiter)
         self._unsettled[id(delivery)] = delivery
         return delivery
 
@@ -261,18 +295,25 @@ class RabbitMQConsumer(Consumer):
         self._stopped = True
         try:
             for queue, tag in self._consumers:
-                if queue.channel.is_closed:
-                    # the broker dropped the consumer with the connection; a robust queue's
-                    # cancel would wait for the connection to come back
-                    continue
-                try:
-                    await asyncio.wait_for(queue.cancel(tag), _CANCEL_TIMEOUT)
-                except _CANCEL_ERRORS as error:
-                    logger.debug("cancelling consumer %s on %s failed: %r", tag, queue.name, error)
+                await self._cancel(queue, tag)
             self._consumers.clear()
         finally:  # even when the stop itself is cut short: nothing stays stuck in the buffer
             await self._give_back_buffered()
             self._buffer.put_nowait(_STOP)
+
+    async def _cancel(self, queue: AbstractQueue, tag: str) -> None:
+        """Cancel a consumer, also while the connection is down: the broker dropped it then,
+        but a robust queue would consume again once the connection is back, and hand every
+        message to a consumer that only gives them back. Cancelling makes the robust queue
+        forget it before anything else, so the reconnection does not restore it."""
+        closed = queue.channel.is_closed
+        try:
+            await asyncio.wait_for(
+                queue.cancel(tag), _CLOSED_CANCEL_TIMEOUT if closed else _CANCEL_TIMEOUT
+            )
+        except _CANCEL_ERRORS as error:
+            if not closed:
+                logger.debug("cancelling consumer %s on %s failed: %r", tag, queue.name, error)
 
     async def _give_back_buffered(self) -> None:
         """Requeue what was fetched but never handed out, so other members can take it."""

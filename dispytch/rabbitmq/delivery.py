@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from dispytch.backends.base import DeadLetterReason, Delivery
+from dispytch.backends.base import Delivery
 from dispytch.rabbitmq._amqp import (
     AbstractChannel,
     AbstractExchange,
@@ -16,6 +16,7 @@ from dispytch.rabbitmq._amqp import (
     aiormq,
 )
 from dispytch.rabbitmq._publish import publish_confirmed
+from dispytch.rabbitmq._routing import delivered_routing_key, delivered_topic
 from dispytch.rabbitmq.headers import (
     GROUP_HEADER,
     INTERNAL_HEADERS,
@@ -24,6 +25,7 @@ from dispytch.rabbitmq.headers import (
     TOPIC_HEADER,
     death_count,
     decode_key,
+    redelivery_count,
     to_text_headers,
 )
 from dispytch.rabbitmq.topology import declare_delay_queue, delay_bucket_ms
@@ -57,16 +59,24 @@ class Settlement:
 class RabbitMQDelivery(Delivery):
     __slots__ = ("_message", "_queue", "_routing_key", "_settled", "_settlement")
 
-    def __init__(self, message: AbstractIncomingMessage, queue: str, settlement: Settlement):
+    def __init__(
+        self,
+        message: AbstractIncomingMessage,
+        queue: str,
+        settlement: Settlement,
+        topic_delimiter: str | None = None,
+    ):
+        """`topic_delimiter`: the listener's; with it, the `dispytch-topic` header may restore
+        the delimiters of the routing key (never name another routing key, see `_routing`)."""
         raw = message.headers or {}
-        routing_key = message.routing_key or ""
         self._message = message
         self._queue = queue
-        self._routing_key = str(raw.get(ROUTING_KEY_HEADER, routing_key))
+        self._routing_key = delivered_routing_key(
+            message.exchange, message.routing_key or "", queue, raw
+        )
         self._settlement = settlement
         self._settled = False
-        topic = raw.get(TOPIC_HEADER)
-        self.topic = topic.decode() if isinstance(topic, bytes) else str(topic or routing_key)
+        self.topic = delivered_topic(self._routing_key, raw, topic_delimiter)
         self.value = message.body
         self.key = decode_key(raw.get(KEY_HEADER))
         self.headers = to_text_headers(raw)
@@ -74,6 +84,13 @@ class RabbitMQDelivery(Delivery):
         # among equal keys (redelivery and competing consumers can still reorder, see docs)
         self.ordering_key = self.key
         self.metadata = _metadata(message, queue, raw)
+
+    @property
+    def delivery_count(self) -> int | None:
+        # a quorum queue's x-delivery-count counts the earlier deliveries (absent: none, or a
+        # classic queue, which does not count)
+        earlier = redelivery_count(self._message.headers)
+        return None if earlier is None else earlier + 1
 
     async def ack(self) -> None:
         await self._settle("ack", self._message.ack)
@@ -91,13 +108,15 @@ class RabbitMQDelivery(Delivery):
         await self._republish_delayed(delay, {**kept, **headers})
         await self._settle("ack (retry later)", self._message.ack)
 
-    async def dead_letter(self, reason: DeadLetterReason) -> None:
-        headers: dict[str, Any] = dict(self._message.headers or {})
-        headers[TOPIC_HEADER] = self.topic
-        headers.update(reason.to_headers())
-        headers[GROUP_HEADER] = self._queue
-        headers.pop(ROUTING_KEY_HEADER, None)
-        dead = self._copy(headers)
+    async def dead_letter(self, headers: Mapping[str, str]) -> None:
+        raw = self._message.headers or {}
+        stored: dict[str, Any] = {name: raw[name] for name in (KEY_HEADER,) if name in raw}
+        for name, text in headers.items():
+            # a header passed on unchanged keeps its AMQP type (a number stays a number)
+            stored[name] = raw[name] if name in raw and self.headers.get(name) == text else text
+        stored[TOPIC_HEADER] = self.topic
+        stored[GROUP_HEADER] = self._queue
+        dead = self._copy(stored)
         await publish_confirmed(
             self._settlement.dead_letter_exchange,
             dead,
@@ -163,14 +182,13 @@ class RabbitMQDelivery(Delivery):
 
 
 def _metadata(message: AbstractIncomingMessage, queue: str, raw: dict[str, Any]) -> dict[str, Any]:
-    delivery_count = raw.get("x-delivery-count")  # quorum queues count redeliveries
     return {
         "queue": queue,
         "exchange": message.exchange,
         "routing_key": message.routing_key,
         "delivery_tag": message.delivery_tag,
         "redelivered": bool(message.redelivered),
-        "delivery_count": int(delivery_count) if delivery_count is not None else None,
+        "delivery_count": redelivery_count(raw),
         "delayed_redeliveries": death_count(raw),
         "message_id": message.message_id,
         "correlation_id": message.correlation_id,

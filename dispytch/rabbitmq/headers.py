@@ -59,3 +59,10 @@ def death_count(raw: Mapping[str, Any] | None) -> int:
     if not isinstance(deaths, (list, tuple)):
         return 0
     return sum(int(d.get("count", 1)) for d in deaths if isinstance(d, dict))
+
+
+def redelivery_count(raw: Mapping[str, Any] | None) -> int | None:
+    """A quorum queue's `x-delivery-count`: how often the message was delivered before (None
+    when absent, or not a count: a producer may have set the header too)."""
+    count = (raw or {}).get("x-delivery-count")
+    return count if type(count) is int and count >= 0 else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,6 +13,7 @@ from dispytch.credentials import masked, url_secrets
 from dispytch.errors import BrokerUnavailableError, ProducerError
 from dispytch.loops import LoopBinding, other_loop_error
 from dispytch.rabbitmq._amqp import AbstractConnection, AbstractExchange, aio_pika
+from dispytch.rabbitmq._connect import connect
 from dispytch.rabbitmq._errors import CONNECTION_ERRORS
 from dispytch.rabbitmq._publish import publish_confirmed
 from dispytch.rabbitmq.config import RabbitMQEventConfig
@@ -54,6 +56,7 @@ class RabbitMQProducer(Producer):
         )
         self._delimiter = topic_delimiter
         self._url: str | None = None
+        self._ssl_context: ssl.SSLContext | None = None
         self._exchange_name = DEFAULT_EXCHANGE
         self._connect_timeout = 10.0
         self._reconnect_interval = 2.0
@@ -74,10 +77,15 @@ class RabbitMQProducer(Producer):
         topic_delimiter: str | None = ":",
         connect_timeout: float = 10.0,
         reconnect_interval: float = 2.0,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> RabbitMQProducer:
         """A producer that connects to `url` on start and publishes to the durable topic
         exchange `exchange` (declared if missing), routing key = topic with `topic_delimiter`
-        (the listener's, ":" by default) replaced by "."."""
+        (the listener's, ":" by default) replaced by ".".
+
+        TLS: an `amqps://` URL, with `ssl_context` (or the URL's `cafile`, `certfile`,
+        `keyfile`). A wrong password or a failed certificate check raises
+        `BrokerAuthenticationError` or `BrokerTLSError` on start (docs/security.md)."""
         producer = cls(
             timeout=timeout,
             mandatory=mandatory,
@@ -85,6 +93,7 @@ class RabbitMQProducer(Producer):
             topic_delimiter=topic_delimiter,
         )
         producer._url = url
+        producer._ssl_context = ssl_context
         producer._exchange_name = exchange
         producer._connect_timeout = connect_timeout
         producer._reconnect_interval = reconnect_interval
@@ -102,16 +111,13 @@ class RabbitMQProducer(Producer):
         async with self._start_lock:
             if self._connection is not None:
                 return
-            try:
-                connection = await aio_pika.connect_robust(
-                    self._url,
-                    timeout=self._connect_timeout,
-                    reconnect_interval=self._reconnect_interval,
-                )
-            except CONNECTION_ERRORS as error:
-                raise BrokerUnavailableError(
-                    masked(f"cannot connect to RabbitMQ: {error!r}", url_secrets(self._url))
-                ) from error
+            connection = await connect(
+                self._url,
+                ssl_context=self._ssl_context,
+                timeout=self._connect_timeout,
+                reconnect_interval=self._reconnect_interval,
+                what="the RabbitMQ producer",
+            )
             try:
                 channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
                 exchange = await declare_exchange(channel, self._exchange_name)

@@ -10,7 +10,8 @@ dead-lettered straight back into `<queue>` through the default exchange.
 Topics use the listener's delimiter (":" by default); AMQP topic routing splits keys on ".".
 The routing key of a topic is the topic with its delimiter replaced by ".", and the binding
 key of a subscription is its segments joined with "." (wildcard segments become "*"). Both
-sides translate the same way, so matching agrees; the exact topic travels in a header.
+sides translate the same way, so matching agrees; the exact topic travels in a header, which
+the consumer honours only where it maps to the delivered routing key (see `_routing`).
 """
 
 from __future__ import annotations
@@ -68,8 +69,12 @@ class Topology:
         return f"{self.exchange}.dlq"
 
 
+def delay_queue_prefix(queue: str) -> str:
+    return f"{queue}.delay."
+
+
 def delay_queue_name(queue: str, ms: int) -> str:
-    return f"{queue}.delay.{ms}"
+    return f"{delay_queue_prefix(queue)}{ms}"
 
 
 async def declare_exchange(channel: AbstractChannel, name: str) -> AbstractExchange:

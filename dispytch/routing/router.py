@@ -6,9 +6,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from dispytch.backends.base import Subscription
 from dispytch.errors import HandlerRegistrationError
 from dispytch.routing.group import ANY_EVENT, HandlerSpec, segment_names
+from dispytch.routing.patterns import Subscription
 
 #: converted segment values, or the error that converting them raised
 Segments = tuple[Any, ...] | Exception

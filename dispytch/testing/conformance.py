@@ -15,103 +15,18 @@ that needs a capability the backend does not have is skipped with that reason.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 
 import pytest
 
-from dispytch.backends.base import (
-    Capabilities,
-    Consumer,
-    DeadLetterReason,
-    Delivery,
-    OutgoingMessage,
-    Producer,
-    Subscription,
-)
+from dispytch.backends.base import Consumer
 from dispytch.errors import ConsumerStoppedError
+from dispytch.reasons import DLQ_HEADER_PREFIX, DeadLetterReason, dead_letter_headers
+from dispytch.testing.harness import BackendHarness, Session, message, new_name
 from dispytch.testing.listener_scenarios import ListenerScenarios
 
-
-@dataclass
-class BackendHarness:
-    """What the suite needs to know about a backend."""
-
-    name: str
-    capabilities: Capabilities
-    #: a fresh, unique topic (created on the broker if it needs creating)
-    new_topic: Callable[[], Awaitable[str]]
-    #: a consumer in `group` for `topics`, not started yet
-    consumer: Callable[[str, list[str]], Awaitable[Consumer]]
-    #: a producer, not started yet
-    producer: Callable[[], Awaitable[Producer]]
-    #: the values and headers dead-lettered from `topic`: (topic, count, timeout) -> list
-    read_dead_letters: Callable[[str, int, float], Awaitable[list[tuple[bytes, dict[str, str]]]]]
-    #: the delimiter the backend's topics use
-    delimiter: str = "."
-    #: how long the first message may take (group joins on Kafka take seconds)
-    receive_timeout: float = 30.0
-
-
-class Session:
-    """Opens consumers and producers for one scenario and closes them all at its end."""
-
-    def __init__(self, harness: BackendHarness) -> None:
-        self.harness = harness
-        self._consumers: list[Consumer] = []
-        self._producers: list[Producer] = []
-
-    async def consumer(self, topics: Sequence[str], group: str | None = None) -> Consumer:
-        consumer = await self.harness.consumer(group or new_name("group"), list(topics))
-        self._consumers.append(consumer)
-        delimiter = self.harness.delimiter
-        await consumer.start([Subscription.parse(topic, delimiter) for topic in topics])
-        return consumer
-
-    async def producer(self) -> Producer:
-        producer = await self.harness.producer()
-        self._producers.append(producer)
-        await producer.start()
-        return producer
-
-    async def receive(self, consumer: Consumer, timeout: float | None = None) -> Delivery:
-        wait = self.harness.receive_timeout if timeout is None else timeout
-        return await asyncio.wait_for(consumer.receive(), wait)
-
-    async def receive_many(
-        self, consumer: Consumer, count: int, *, ack: bool = True
-    ) -> list[Delivery]:
-        received = []
-        for _ in range(count):
-            delivery = await self.receive(consumer)
-            if ack:
-                await delivery.ack()
-            received.append(delivery)
-        return received
-
-    async def nothing_more(self, consumer: Consumer, wait: float = 1.0) -> None:
-        with contextlib.suppress(asyncio.TimeoutError):
-            extra = await asyncio.wait_for(consumer.receive(), wait)
-            pytest.fail(f"unexpected message {extra.value!r} on {extra.topic}")
-
-    async def close(self) -> None:
-        for consumer in self._consumers:
-            with contextlib.suppress(Exception):
-                await consumer.close()
-        for producer in self._producers:
-            with contextlib.suppress(Exception):
-                await producer.close()
-
-
-def new_name(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:12]}"
-
-
-def message(topic: str, value: bytes, key: bytes | None = None, **headers: str) -> OutgoingMessage:
-    return OutgoingMessage(topic=topic, value=value, key=key, headers=dict(headers))
+__all__ = ["BackendHarness", "ConformanceSuite", "Session", "message", "new_name"]
 
 
 class ConformanceSuite(ListenerScenarios):
@@ -279,11 +194,16 @@ class ConformanceSuite(ListenerScenarios):
         assert sorted(d.value for d in redelivered) == sorted(d.value for d in received[5:])
         await session.nothing_more(again)
 
-    async def test_dead_letter_keeps_message_and_reason(self, session: Session) -> None:
+    async def test_dead_letter_stores_the_message_with_the_headers_given(
+        self, session: Session
+    ) -> None:
+        """`dead_letter(headers)` stores the value and key with exactly the headers the core
+        chose (here: the original ones less a stale reason header, plus a new reason)."""
         topic = await session.harness.new_topic()
         consumer = await session.consumer([topic])
         producer = await session.producer()
-        await producer.send(message(topic, b"poison", b"k", origin="test"))
+        stale = {DLQ_HEADER_PREFIX + "handler": "an earlier handler"}
+        await producer.send(message(topic, b"poison", b"k", origin="test", **stale))
         delivery = await session.receive(consumer)
         reason = DeadLetterReason(
             stage="handler",
@@ -291,18 +211,40 @@ class ConformanceSuite(ListenerScenarios):
             error_message="boom",
             original_topic=topic,
             attempts=3,
-            handler="handle_it",
             event_id="e-1",
             event_type="thing_happened",
         )
-        await delivery.dead_letter(reason)
+        await delivery.dead_letter(dead_letter_headers(delivery.headers, reason))
         letters = await session.harness.read_dead_letters(topic, 1, session.harness.receive_timeout)
         assert len(letters) == 1
         value, headers = letters[0]
         assert value == b"poison"
         assert headers["origin"] == "test"
         assert DeadLetterReason.from_headers(headers) == reason
+        assert DLQ_HEADER_PREFIX + "handler" not in headers
         await session.nothing_more(consumer)
+
+    async def test_delivery_count_when_reported_counts_redeliveries(
+        self, session: Session
+    ) -> None:
+        """A backend that reports the broker's delivery count reports 1 (or nothing) the first
+        time and more once `nack()` had the message delivered again."""
+        if not session.harness.capabilities.redelivers_on_nack:
+            pytest.skip(f"{session.harness.name} does not redeliver on nack")
+        topic = await session.harness.new_topic()
+        consumer = await session.consumer([topic])
+        producer = await session.producer()
+        await producer.send(message(topic, b"counted"))
+        first = await session.receive(consumer)
+        assert first.delivery_count in (None, 1)
+        await first.nack()
+        again = await session.receive(consumer)
+        assert again.value == b"counted"
+        if again.delivery_count is None:
+            assert first.delivery_count is None, "counted the first delivery, not the second"
+        else:
+            assert again.delivery_count >= 2
+        await again.ack()
 
     async def test_order_is_kept_per_key(self, session: Session) -> None:
         if not session.harness.capabilities.ordered_per_key:

@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-from dispytch.backends.base import DeadLetterReason, OutgoingMessage
+from dispytch.backends.base import OutgoingMessage
+from dispytch.reasons import DeadLetterReason
 from dispytch.testing.open_core_scenarios import OpenCoreScenarios
 
 if TYPE_CHECKING:
-    from dispytch.testing.conformance import Session
+    from dispytch.testing.harness import Session
 
 
 class ListenerScenarios(OpenCoreScenarios):
@@ -22,7 +23,7 @@ class ListenerScenarios(OpenCoreScenarios):
         without waiting for its grace period, and everything is settled (on Kafka: the
         partition's commit goes past the event), so the group's next consumer starts after it."""
         from dispytch import Event, EventBase, EventEmitter, EventListener
-        from dispytch.testing.conformance import new_name
+        from dispytch.testing.harness import new_name
 
         harness = session.harness
         topic = await harness.new_topic()

@@ -8,12 +8,14 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated, Any
 
-from dispytch.backends.base import DeadLetterReason, OutgoingMessage
+from dispytch.backends.base import OutgoingMessage
+from dispytch.reasons import DeadLetterReason
+from dispytch.testing.harness import new_name
 
 if TYPE_CHECKING:
     from dispytch.envelope import Envelope
     from dispytch.events import EventBase
-    from dispytch.testing.conformance import Session
+    from dispytch.testing.harness import Session
 
 
 def _real_tax_rate() -> float:
@@ -54,7 +56,7 @@ class OpenCoreScenarios:
             __event_type__ = "priced"
             n: int
 
-        consumer = await harness.consumer(new_group("open-core"), [topic])
+        consumer = await harness.consumer(new_name("open-core"), [topic])
         listener = EventListener(consumer, topic_delimiter=harness.delimiter)
         outcomes: dict[int, tuple[str, str | None]] = {}
         attempts: list[tuple[int, int]] = []
@@ -125,7 +127,7 @@ class OpenCoreScenarios:
         class ReversedReading(Reading):
             __codec__ = _Reversed()
 
-        consumer = await harness.consumer(new_group("codecs"), [topic])
+        consumer = await harness.consumer(new_name("codecs"), [topic])
         listener = EventListener(consumer, topic_delimiter=harness.delimiter, codecs=[_Reversed()])
         handled: list[int] = []
         both = asyncio.Event()
@@ -154,8 +156,3 @@ class OpenCoreScenarios:
         assert reason is not None
         assert (reason.stage, reason.error_type) == ("decode", "UnknownContentTypeError")
 
-
-def new_group(prefix: str) -> str:
-    from dispytch.testing.conformance import new_name
-
-    return new_name(prefix)

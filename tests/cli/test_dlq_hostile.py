@@ -22,9 +22,9 @@ from click.testing import Result
 
 from dispytch import Event, EventListener
 from dispytch.backends.base import Consumer, OutgoingMessage, Producer
-from dispytch.deadletters import DeadLetterStore, KafkaDeadLetterStore, RabbitMQDeadLetterStore
-from dispytch.kafka import KafkaConsumer, KafkaProducer
-from dispytch.rabbitmq import RabbitMQConsumer, RabbitMQProducer
+from dispytch.deadletters import DeadLetterStore
+from dispytch.kafka import KafkaConsumer, KafkaDeadLetterStore, KafkaProducer
+from dispytch.rabbitmq import RabbitMQConsumer, RabbitMQDeadLetterStore, RabbitMQProducer
 from dispytch.rabbitmq.topology import Topology
 
 from .conftest import eventually, unique

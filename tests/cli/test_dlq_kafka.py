@@ -12,8 +12,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from click.testing import Result
 
-from dispytch.deadletters import KafkaDeadLetterStore
-from dispytch.kafka import KafkaConsumer, KafkaProducer
+from dispytch.kafka import KafkaConsumer, KafkaDeadLetterStore, KafkaProducer
 
 from .conftest import events_for, make_dead_letters, receive_replayed, unique
 

@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 from click.testing import Result
 
-from dispytch.deadletters import RabbitMQDeadLetterStore
-from dispytch.rabbitmq import RabbitMQConsumer, RabbitMQProducer
+from dispytch.rabbitmq import RabbitMQConsumer, RabbitMQDeadLetterStore, RabbitMQProducer
 from dispytch.rabbitmq.topology import Topology
 
 from .conftest import events_for, make_dead_letters, receive_replayed, unique

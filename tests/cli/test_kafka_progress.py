@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dispytch.deadletters._kafka_progress import PartitionProgress, format_ranges, parse_ranges
+from dispytch.kafka._replay_progress import PartitionProgress, format_ranges, parse_ranges
 
 
 def test_ranges_round_trip() -> None:

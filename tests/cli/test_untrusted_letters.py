@@ -13,12 +13,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dispytch.backends.base import DeadLetterReason
 from dispytch.cli import render
 from dispytch.cli.terminal import printable, safe_json
 from dispytch.deadletters import DeadLetter, decode_envelope
 from dispytch.envelope import read_envelope
 from dispytch.errors import EnvelopeError
+from dispytch.reasons import DeadLetterReason
 
 #: characters a hostile producer uses on a terminal: ESC (CSI and OSC sequences), CR, BEL,
 #: backspace, DEL, C1 controls (CSI as one byte), bidi overrides and isolates, separators

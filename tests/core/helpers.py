@@ -11,15 +11,9 @@ from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any
 
 from dispytch import InMemoryBroker
-from dispytch.backends.base import (
-    Capabilities,
-    Consumer,
-    DeadLetterReason,
-    Delivery,
-    OutgoingMessage,
-    Subscription,
-)
+from dispytch.backends.base import Capabilities, Consumer, Delivery, OutgoingMessage, Subscription
 from dispytch.errors import ConsumerStoppedError
+from dispytch.reasons import DeadLetterReason
 
 WAIT = 3.0
 
@@ -136,10 +130,10 @@ class _CountingDelivery(Delivery):
         self._owner.settled += 1
         await self._inner.nack(delay=delay)
 
-    async def dead_letter(self, reason: DeadLetterReason) -> None:
+    async def dead_letter(self, headers: Mapping[str, str]) -> None:
         self._owner.dead_letters += 1
         self._owner.settled += 1
-        await self._inner.dead_letter(reason)
+        await self._inner.dead_letter(headers)
 
 
 class ScriptedDelivery(Delivery):
@@ -165,8 +159,8 @@ class ScriptedDelivery(Delivery):
     async def nack(self, *, delay: float | None = None) -> None:
         self.outcomes.append("nack")
 
-    async def dead_letter(self, reason: DeadLetterReason) -> None:
-        self.reason = reason
+    async def dead_letter(self, headers: Mapping[str, str]) -> None:
+        self.reason = DeadLetterReason.from_headers(headers)
         self.outcomes.append("dead_letter")
 
 

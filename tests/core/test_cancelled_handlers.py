@@ -9,14 +9,14 @@ cancelling its workers after the grace period) leaves a message unsettled.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytest
 from pydantic import BaseModel
 
 from dispytch import Event, EventListener, InMemoryBroker
-from dispytch.backends.base import DeadLetterReason, Delivery
+from dispytch.backends.base import Delivery
 from dispytch.dispatch import DEAD_LETTER_RETRY_DELAY
 from dispytch.scheduling import OrderedWorkerPool
 
@@ -152,7 +152,7 @@ class _CancelledSettle(ScriptedDelivery):
         self.outcomes.append("ack")
         await _await_a_cancelled_future()
 
-    async def dead_letter(self, reason: DeadLetterReason) -> None:
+    async def dead_letter(self, headers: Mapping[str, str]) -> None:
         self.outcomes.append("dead_letter")
         await _await_a_cancelled_future()
 

@@ -18,7 +18,7 @@ from dispytch import (
     InMemoryBroker,
     RetryPolicy,
 )
-from dispytch.backends.base import ATTEMPT_HEADER
+from dispytch.reasons import ATTEMPT_HEADER
 from tests.core.helpers import envelope, publish_raw, read_dead_letters, run_group, wait_until
 
 

@@ -2,9 +2,10 @@
 
 A stream of many events (200,000 by default) is emitted while a worker process handling it is
 SIGKILLed every few seconds and started again, for several minutes; then the last worker runs
-until the stream is done and is stopped with SIGTERM. The summary tells how many events were
-handled, how many were lost (must be 0: the exit status is 1 otherwise) and how many were
-handled more than once.
+until the stream is done and the group caught up (see caught_up.py), and is stopped with
+SIGTERM. The summary tells how many events were handled, how many were lost and how many were
+left unsettled (both must be 0: the exit status is 1 otherwise) and how many were handled more
+than once.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from .caught_up import wait_caught_up
 from .events import tick_id, ticks
 from .processes import Records, Worker, stop_gracefully
 from .streams import Stream, broker_problem, stream_for
@@ -88,7 +90,16 @@ async def soak(args: argparse.Namespace, folder: Path) -> int:
                 print(worker.log_tail(), file=sys.stderr)
                 break
             await asyncio.sleep(0.5)
+        catch_up: object = "not reached"
+        if worker.alive and records.unique >= args.events:
+            try:
+                catch_up = await wait_caught_up(
+                    stream, max(deadline - time.monotonic(), 1.0), [worker], records
+                )
+            except AssertionError as error:
+                print(f"soak: {error}", file=sys.stderr)
         status = await stop_gracefully(records, worker, 60) if worker.alive else -1
+        unsettled = await stream.unsettled()
     finally:
         emitting.cancel()
         await asyncio.gather(emitting, return_exceptions=True)
@@ -103,11 +114,12 @@ async def soak(args: argparse.Namespace, folder: Path) -> int:
     print(f"soak: events      {args.events}")
     print(f"soak: handled     {records.unique}")
     print(f"soak: lost        {lost}  (0 expected)")
+    print(f"soak: unsettled   {unsettled}  (0 expected; at every id recorded: {catch_up})")
     per_kill = records.duplicates / max(kills, 1)
     print(f"soak: duplicates  {records.duplicates}  ({per_kill:.0f} per kill)")
     print(f"soak: kills       {kills} (SIGKILL), last worker stopped by SIGTERM: exit {status}")
     print(f"soak: duration    {duration:.1f}s ({records.unique / duration:.0f} events/s overall)")
-    return 0 if lost == 0 and status == 0 else 1
+    return 0 if lost == 0 and unsettled == 0 and status == 0 else 1
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ from dispytch import EventEmitter, InMemoryBroker
 from dispytch.backends.base import Capabilities, Consumer, Producer
 
 from . import clients
+from .rabbitmq_queue import queue_messages
 
 #: dead letters: (value, headers)
 Letters = list[tuple[bytes, dict[str, str]]]
@@ -113,6 +114,12 @@ class Stream(abc.ABC):
     async def unsettled(self, group: str | None = None) -> int:
         """Messages of the topic that `group` has not settled (call it once its consumers
         are closed)."""
+
+    async def outstanding(self, group: str | None = None) -> int:
+        """`unsettled`, counted while the group's consumers run too: what they hold and have
+        not settled counts (0 means caught up, see caught_up.py). Kafka (committed offsets
+        against end offsets) and the in-memory broker count it that way already."""
+        return await self.unsettled(group)
 
     async def cleanup(self) -> None:
         """Delete what the stream created on the broker."""
@@ -348,6 +355,13 @@ class RabbitMQStream(Stream):
             return int(queue.declaration_result.message_count or 0)
         finally:
             await connection.close()
+
+    async def outstanding(self, group: str | None = None) -> int:
+        from dispytch.rabbitmq.topology import Topology
+
+        queue = Topology(self.exchange).queue(group or self.group)
+        ready, unacknowledged = await queue_messages(queue)
+        return ready + unacknowledged
 
     async def cleanup(self) -> None:
         import aio_pika

@@ -25,6 +25,7 @@ import pytest
 from dispytch import Event, EventListener
 from dispytch.errors import BrokerUnavailableError, EmitError, EmitTimeoutError, ProducerError
 
+from .caught_up import wait_caught_up
 from .events import TICK, Tick, tick_id, ticks
 from .processes import Records, Worker, stop_gracefully, wait_for_records, wait_ready
 from .waiting import wait_until
@@ -92,6 +93,8 @@ async def test_worker_survives_a_broker_restart_mid_stream(
         await emitter.close()
         await wait_for_records(records, BEFORE + AFTER, 120, worker)
         caught_up = time.monotonic() - back
+        # what was in flight when the broker went away comes back: wait until it is settled
+        catch_up = await wait_caught_up(stream, 120, [worker], records)
         status = await stop_gracefully(records, worker)
         assert status == 0, worker.log_tail()
     finally:
@@ -104,7 +107,7 @@ async def test_worker_survives_a_broker_restart_mid_stream(
         f"again ({up_took:.1f}s); "
         f"the same worker handled all {BEFORE + AFTER} {caught_up:.1f}s after the broker was "
         f"back; lost 0, duplicates {records.duplicates}; emits retried by the test while the "
-        f"producer reconnected: {failed_emits}"
+        f"producer reconnected: {failed_emits}; at every id recorded: {catch_up}"
     )
 
 
@@ -169,7 +172,8 @@ async def test_sigterm_while_the_broker_is_down_still_exits(
 ) -> None:
     """A worker told to stop while its broker is away exits all the same (within its grace
     period and some seconds of closing), and nothing is lost: the next worker, once the broker
-    is back, handles what the first could not settle."""
+    is back, handles what the first could not settle, and once the group caught up nothing is
+    left unsettled."""
     stream = await streams(backend)
     count = 400
     async with stream.emitter() as emitter:
@@ -196,15 +200,17 @@ async def test_sigterm_while_the_broker_is_down_still_exits(
         at_stop = records.refresh().unique
         worker = await Worker(args, log).start()
         await wait_for_records(records, count, 90, worker)
+        catch_up = await wait_caught_up(stream, 90, [worker], records)
         assert await stop_gracefully(records, worker) == 0, worker.log_tail()
     finally:
         await worker.kill()
     assert not {tick_id(seq) for seq in range(count)} - set(records.done)
+    assert await stream.unsettled() == 0
     outcome = "hung, SIGKILLed" if hang else f"exit status {status}"
     report(
         f"{backend}: SIGTERM with the broker down: {outcome} after {exit_took:.1f}s "
         f"({at_stop} of {count} handled); the next worker handled the rest; "
-        f"duplicates {records.duplicates}"
+        f"duplicates {records.duplicates}; at every id recorded: {catch_up}"
     )
     if hang is not None:
         raise hang

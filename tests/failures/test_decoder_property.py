@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import msgpack
@@ -14,7 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dispytch import Event, EventListener, InMemoryBroker
-from dispytch.backends.base import DeadLetterReason, Delivery, OutgoingMessage
+from dispytch.backends.base import Delivery, OutgoingMessage
+from dispytch.reasons import DeadLetterReason
 
 from .events import TICK, Tick
 
@@ -86,7 +87,9 @@ class RecordingDelivery(Delivery):
     async def nack(self, *, delay: float | None = None) -> None:
         self.outcomes.append("nack")
 
-    async def dead_letter(self, reason: DeadLetterReason) -> None:
+    async def dead_letter(self, headers: Mapping[str, str]) -> None:
+        reason = DeadLetterReason.from_headers(headers)
+        assert reason is not None
         assert reason.stage in {"decode", "validation", "handler"}, reason
         self.outcomes.append("dead_letter:" + reason.stage)
 

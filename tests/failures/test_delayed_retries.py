@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from dispytch import Event, EventListener
-from dispytch.backends.base import Consumer, DeadLetterReason
+from dispytch.backends.base import Consumer
+from dispytch.reasons import DeadLetterReason
 
 from .events import TICK, Tick, tick_id, ticks
 from .waiting import wait_for_length, wait_until

@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 
 from dispytch import Event, EventListener
-from dispytch.backends.base import DeadLetterReason, OutgoingMessage
+from dispytch.backends.base import OutgoingMessage
 from dispytch.errors import MessageTooLargeError
+from dispytch.reasons import DeadLetterReason
 
 from .events import TICK, Tick, TickEvent, tick_id, ticks
 from .waiting import wait_for_member, wait_until

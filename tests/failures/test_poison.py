@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from dispytch import Event, EventListener
-from dispytch.backends.base import DeadLetterReason
+from dispytch.reasons import DeadLetterReason
 
 from .events import TICK, Tick, tick_id, ticks
 from .waiting import wait_until

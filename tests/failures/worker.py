@@ -6,6 +6,8 @@ It handles `tick` events on the topic and appends one line per handled event to 
 file (`D <event id>`; with `--record-start` also `S <event id>` when the handler begins), with
 one write(2) on an O_APPEND descriptor and an fsync before the handler returns. A line in the
 file therefore means the handler ran to its end before any kill could stop it from acking.
+With `--linger S` the handler then waits S seconds before it returns: a kill in that time
+finds the event recorded but not settled.
 SIGTERM and SIGINT stop the listener gracefully (exit status 0) once it listens: the worker
 writes `R <pid>` when the listener's signal handlers are in place (before that, SIGTERM
 still has its default effect and ends the process at once).
@@ -71,6 +73,13 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--delay", type=float, default=0.0, help="seconds each handler takes")
     parser.add_argument("--max-concurrency", type=int, default=100)
     parser.add_argument("--shutdown-grace", type=float, default=30.0)
+    parser.add_argument(
+        "--linger",
+        type=float,
+        default=0.0,
+        help="seconds each handler waits after recording its event as done (a kill then "
+        "finds the event handled but not settled)",
+    )
     parser.add_argument("--record-start", action="store_true")
     parser.add_argument("--no-fsync", action="store_true")
     return parser.parse_args(argv)
@@ -86,6 +95,7 @@ async def run(args: argparse.Namespace) -> None:
     record = Recorder(args.records, fsync=not args.no_fsync)
     delay = args.delay
     record_start = args.record_start
+    linger = args.linger
 
     @listener.handler(topic=args.topic, event=TICK)
     async def handle(event: Event[Tick]) -> None:
@@ -94,6 +104,8 @@ async def run(args: argparse.Namespace) -> None:
         if delay:
             await asyncio.sleep(delay)
         record("D", event.id)
+        if linger:
+            await asyncio.sleep(linger)
 
     asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, dump_tasks)
     announce = asyncio.create_task(announce_ready(record))

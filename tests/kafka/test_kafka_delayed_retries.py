@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from typing import ClassVar
 
 import pytest
 from pydantic import BaseModel
 
 from dispytch import Event, EventBase, EventEmitter, EventListener
-from dispytch.backends.base import ATTEMPT_HEADER
+from dispytch.backends.base import ListenerNeeds, Subscription
 from dispytch.kafka import KafkaConsumer, KafkaProducer
 from dispytch.kafka.consumer import NO_RETRY_TOPIC_CAPABILITIES
+from dispytch.reasons import ATTEMPT_HEADER
 
 from .conftest import NewTopicFactory
 from .kafka_helpers import eventually, group_name, produce, read_topic, receive_n, receive_none
@@ -245,3 +247,27 @@ async def test_retry_topic_is_created_only_for_delayed_retries(
     async with listener:
         assert consumer.retry_topic == f"{group}.retry"
         assert await _topic_exists(bootstrap, f"{group}.retry") is delayed
+
+
+async def test_a_retry_copy_cannot_claim_a_topic_the_group_does_not_read(
+    bootstrap: str, new_topic: NewTopicFactory
+) -> None:
+    read, other = await new_topic(partitions=1), await new_topic(partitions=1)
+    consumer = KafkaConsumer.create(bootstrap, group_name(), topics=[read])
+    consumer.prepare(ListenerNeeds(max_in_flight=10, delayed_retries=True))
+    await consumer.start([Subscription.parse(read, ":"), Subscription.parse(other, ":")])
+    try:
+        retry_topic = consumer.retry_topic
+        assert retry_topic is not None
+        due = str(int(time.time() * 1000)).encode()
+        for claimed in (other, read):
+            headers = [("dispytch-retry-topic", claimed.encode()), ("dispytch-retry-at", due)]
+            await produce(bootstrap, retry_topic, [claimed.encode()], headers=headers)
+        forged, genuine = await receive_n(consumer, 2)
+        # whoever can write the retry topic reaches no handler of a topic the group skips
+        assert (forged.value, forged.topic) == (other.encode(), retry_topic)
+        assert (genuine.value, genuine.topic) == (read.encode(), read)
+        await forged.ack()
+        await genuine.ack()
+    finally:
+        await consumer.close()

@@ -97,3 +97,64 @@ def test_forgotten_partitions_ignore_late_settlements() -> None:
     assert offsets.nack(0) is None
     assert tracker.get("t", 0) is None
     assert tracker.partition("t", 0) is not offsets  # a new assignment starts afresh
+
+
+class Record:
+    def __init__(self, offset: int) -> None:
+        self.offset = offset
+
+
+def records(*numbers: int) -> list[Record]:
+    return [Record(number) for number in numbers]
+
+
+def test_a_nacked_offset_compacted_away_is_forgotten_when_read_past() -> None:
+    offsets = PartitionOffsets("t", 0)
+    hand_out(offsets, 4, 5, 6, 7)
+    for number in (4, 6, 7):
+        offsets.settle(number)
+    assert offsets.nack(5) == 5
+    offsets.sought(5)
+    # read again from 5: compaction removed it, the log goes on at 6
+    assert offsets.forget_missing(records(6, 7, 8), end=8) == [5]
+    assert offsets.redeliver == set()
+    assert offsets.read_from is None
+    assert offsets.commit_offset() == 8
+
+
+def test_only_missing_nacked_offsets_in_the_range_read_are_forgotten() -> None:
+    offsets = PartitionOffsets("t", 0)
+    hand_out(offsets, 1, 2, 3, 4, 5)
+    offsets.settle(1)
+    offsets.settle(4)
+    for number in (2, 3, 5):
+        offsets.nack(number)
+    offsets.sought(2)
+    # a fetch of 2 and 4 (3 compacted away), ending before 5
+    assert offsets.forget_missing(records(2, 4), end=4) == [3]
+    assert offsets.redeliver == {2, 5}
+    assert offsets.read_from == 5
+    assert offsets.waits_below(5, records(2, 4)) is False
+    assert offsets.waits_below(6, records(2, 4)) is True  # 5 is to be read again
+
+
+def test_nothing_is_forgotten_without_a_seek_back() -> None:
+    offsets = PartitionOffsets("t", 0)
+    hand_out(offsets, 0, 1)
+    offsets.nack(0)  # a delayed nack: the seek has not happened yet
+    assert offsets.forget_missing(records(5, 6), end=6) == []
+    assert offsets.redeliver == {0}
+
+
+def test_nacked_offsets_below_the_log_start_are_forgotten() -> None:
+    offsets = PartitionOffsets("t", 0)
+    hand_out(offsets, 0, 1, 2)
+    offsets.nack(0)
+    offsets.nack(2)
+    offsets.settle(1)
+    offsets.sought(0)
+    assert offsets.forget_before(1) == [0]
+    assert offsets.redeliver == {2}
+    assert offsets.forget_before(3) == [2]
+    assert offsets.read_from is None
+    assert offsets.commit_offset() == 3

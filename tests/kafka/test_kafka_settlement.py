@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from dispytch.backends.base import DeadLetterReason
 from dispytch.errors import ProducerError
 from dispytch.kafka import KafkaConsumer
+from dispytch.reasons import DeadLetterReason, dead_letter_headers
 
 from .conftest import NewTopicFactory
 from .kafka_helpers import group_name, produce, read_topic, receive_n, receive_none
@@ -102,19 +102,20 @@ async def test_dead_letter_lands_in_the_dlq_topic_with_the_reason(
         topic,
         [b"poison"],
         key=b"k1",
-        headers=[("trace", b"t-1"), ("dispytch-dlq-stage", b"old")],
+        headers=[("trace", b"t-1"), ("bin", b"\xff\xfe"), ("dispytch-dlq-stage", b"old")],
     )
     group = group_name()
     consumer = KafkaConsumer.create(bootstrap, group, topics=[topic], commit_interval=0.05)
     await consumer.start([])
     (delivery,) = await receive_n(consumer, 1)
-    await delivery.dead_letter(reason(topic))
+    await delivery.dead_letter(dead_letter_headers(delivery.headers, reason(topic)))
     await consumer.close()
 
     ((value, key, headers),) = await read_topic(bootstrap, topic + ".dlq", 1)
     assert value == b"poison"
     assert key == b"k1"
     assert headers["trace"] == b"t-1"
+    assert headers.pop("bin") == b"\xff\xfe"  # passed on unchanged: the bytes it was stored with
     decoded = {name: item.decode() for name, item in headers.items()}
     assert DeadLetterReason.from_headers(decoded) == reason(topic)
 
@@ -144,7 +145,7 @@ async def test_dead_letter_topic_naming_and_a_given_producer(
     await consumer.start([])
     try:
         for delivery in await receive_n(consumer, 2):
-            await delivery.dead_letter(reason(topic))
+            await delivery.dead_letter(dead_letter_headers(delivery.headers, reason(topic)))
     finally:
         await consumer.close()
     # the given producer is the user's: still usable after close()
@@ -174,7 +175,7 @@ async def test_a_failed_dead_letter_does_not_settle(
     await consumer.start([])
     (delivery,) = await receive_n(consumer, 1)
     with pytest.raises(ProducerError):
-        await delivery.dead_letter(reason(topic))
+        await delivery.dead_letter(dead_letter_headers(delivery.headers, reason(topic)))
     await consumer.close()
 
     again = KafkaConsumer.create(bootstrap, group, topics=[topic])

@@ -8,8 +8,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.abc import ConsumerRebalanceListener
 
-from dispytch.backends.base import DeadLetterReason, OutgoingMessage, Subscription
+from dispytch.backends.base import OutgoingMessage, Subscription
 from dispytch.kafka import KafkaConsumer, KafkaProducer
+from dispytch.reasons import DeadLetterReason, dead_letter_headers
 
 from .conftest import NewTopicFactory
 from .kafka_helpers import group_name, read_topic, receive_n, receive_none
@@ -60,7 +61,7 @@ async def test_user_started_clients_work_and_stay_the_users(
             await delivery.ack()
     # dead letters through a producer made from the wrapped client's bootstrap servers
     reason = DeadLetterReason("handler", "E", "m", topic)
-    await keyed.dead_letter(reason)
+    await keyed.dead_letter(dead_letter_headers(keyed.headers, reason))
     await consumer.close()
     await producer.close()
 

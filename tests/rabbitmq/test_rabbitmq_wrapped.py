@@ -9,9 +9,10 @@ from typing import Any
 import aio_pika
 import pytest
 
-from dispytch.backends.base import DeadLetterReason, OutgoingMessage, Subscription
+from dispytch.backends.base import OutgoingMessage, Subscription
 from dispytch.errors import ProducerError, UnroutableMessageError
 from dispytch.rabbitmq import RabbitMQConsumer, RabbitMQEventConfig, RabbitMQProducer
+from dispytch.reasons import DeadLetterReason, dead_letter_headers
 
 from .conftest import Names, get_messages
 
@@ -48,7 +49,7 @@ async def test_user_declared_exchange_and_queue(channel: Any, names: Names) -> N
         )
         assert delivery.metadata["exchange"] == exchange.name
         reason = DeadLetterReason("decode", "EnvelopeError", "not json", "user_events")
-        await delivery.dead_letter(reason)
+        await delivery.dead_letter(dead_letter_headers(delivery.headers, reason))
         [dead] = await get_messages(channel, dlq, 1)
         assert dead.body == b"v1"
         assert dead.headers["dispytch-dlq-group"] == queue.name
@@ -97,7 +98,11 @@ async def test_unconfirmed_dead_letter_leaves_the_message_unsettled(
         await channel.default_exchange.publish(aio_pika.Message(b"poison"), queue.name)
         delivery = await asyncio.wait_for(consumer.receive(), 10)
         with pytest.raises(UnroutableMessageError):
-            await delivery.dead_letter(DeadLetterReason("handler", "E", "e", queue.name))
+            await delivery.dead_letter(
+                dead_letter_headers(
+                    delivery.headers, DeadLetterReason("handler", "E", "e", queue.name)
+                )
+            )
     finally:
         await consumer.close()
     [again] = await get_messages(channel, queue.name, 1)

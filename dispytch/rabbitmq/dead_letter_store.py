@@ -12,28 +12,32 @@ only then acks the dead letter.
 from __future__ import annotations
 
 import contextlib
+import ssl
 from collections.abc import AsyncGenerator
 from typing import Any
+from urllib.parse import urlsplit
 
-from dispytch.backends.base import DeadLetterReason, OutgoingMessage
-from dispytch.credentials import masked, masked_url, url_secrets
+from dispytch.backends.base import OutgoingMessage
+from dispytch.credentials import masked_url
 from dispytch.deadletters.errors import DeadLetterSourceError, NotReplayableError
 from dispytch.deadletters.letter import DeadLetter, decode_envelope
 from dispytch.deadletters.store import DeadLetterStore
+from dispytch.deadletters.url import StoreOptions, StoreUsageError
 from dispytch.errors import BrokerUnavailableError, UnroutableMessageError
 from dispytch.rabbitmq._amqp import (
     AbstractChannel,
     AbstractConnection,
     AbstractIncomingMessage,
-    aio_pika,
     aiormq,
 )
+from dispytch.rabbitmq._connect import connect
 from dispytch.rabbitmq._errors import CONNECTION_ERRORS
 from dispytch.rabbitmq.config import RabbitMQEventConfig
 from dispytch.rabbitmq.headers import GROUP_HEADER, KEY_HEADER, TOPIC_HEADER, decode_key
 from dispytch.rabbitmq.headers import to_text_headers as application_headers
 from dispytch.rabbitmq.producer import RabbitMQProducer
 from dispytch.rabbitmq.topology import DEFAULT_EXCHANGE, Topology
+from dispytch.reasons import DeadLetterReason
 
 DEFAULT_DEAD_LETTER_QUEUE = Topology(DEFAULT_EXCHANGE).dead_letter_queue
 
@@ -43,8 +47,11 @@ class RabbitMQDeadLetterStore(DeadLetterStore):
 
     Replays go to the topic exchange `exchange`; by default the queue's name without its
     `.dlq` suffix (the backend's naming: `RabbitMQConsumer.create(url, group, exchange=X)`
-    dead-letters into `X.dlq`).
+    dead-letters into `X.dlq`). TLS: an `amqps://` URL, with `ssl_context` (or the URL's
+    `cafile`, `certfile`, `keyfile`).
     """
+
+    holds_every_topic = True
 
     def __init__(
         self,
@@ -55,6 +62,7 @@ class RabbitMQDeadLetterStore(DeadLetterStore):
         publish_timeout: float = 30.0,
         connect_timeout: float = 10.0,
         get_timeout: float = 10.0,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         if exchange is None and queue.endswith(".dlq"):
             exchange = queue[: -len(".dlq")]
@@ -62,6 +70,7 @@ class RabbitMQDeadLetterStore(DeadLetterStore):
         self.exchange = exchange
         self.source = f"RabbitMQ queue {queue!r}"
         self._url = url
+        self._ssl_context = ssl_context
         self._publish_timeout = publish_timeout
         self._connect_timeout = connect_timeout
         self._get_timeout = get_timeout
@@ -133,12 +142,12 @@ class RabbitMQDeadLetterStore(DeadLetterStore):
 
     async def _ready(self) -> AbstractConnection:
         if self._connection is None:
-            try:
-                self._connection = await aio_pika.connect(self._url, timeout=self._connect_timeout)
-            except CONNECTION_ERRORS as error:
-                raise BrokerUnavailableError(
-                    masked(f"cannot connect to RabbitMQ: {error!r}", url_secrets(self._url))
-                ) from error
+            self._connection = await connect(
+                self._url,
+                ssl_context=self._ssl_context,
+                timeout=self._connect_timeout,
+                what="the RabbitMQ dead-letter store",
+            )
         return self._connection
 
     async def _ready_producer(self) -> RabbitMQProducer:
@@ -153,6 +162,7 @@ class RabbitMQDeadLetterStore(DeadLetterStore):
                 timeout=self._publish_timeout,
                 topic_delimiter=None,
                 connect_timeout=self._connect_timeout,
+                ssl_context=self._ssl_context,
             )
             await producer.start()
             self._producer = producer
@@ -243,3 +253,43 @@ async def _give_back(channel: AbstractChannel, held: list[AbstractIncomingMessag
         if not channel.is_closed:
             with contextlib.suppress(*CONNECTION_ERRORS):
                 await channel.close()
+
+
+def open_from_url(broker_url: str, options: StoreOptions) -> RabbitMQDeadLetterStore:
+    """The store of `amqp://user:password@host:5672/vhost` or `amqps://...` (the `amqp` and
+    `amqps` entries of the `dispytch.dead_letter_stores` table): the dead-letter queue
+    `options.queue` (default `dispytch.dlq`), replayed through `options.exchange`. The queue
+    holds every topic's letters: `source_topic` is left to the caller's filter."""
+    options.refuse("topic", because="--topic is for Kafka; RabbitMQ takes --queue")
+    options.refuse("replay_group", because="--replay-group is for Kafka")
+    options.refuse("sasl_mechanism", because="--sasl-mechanism is for Kafka")
+    try:
+        parts = urlsplit(broker_url)
+        _ = parts.port
+    except ValueError as error:
+        raise StoreUsageError(f"invalid broker URL {masked_url(broker_url)!r}: {error}") from None
+    if options.ssl_context is not None and parts.scheme.lower() != "amqps":
+        raise StoreUsageError(
+            "TLS settings (a CA, client certificate or key file) need a TLS URL: "
+            "amqps://host:port/"
+        )
+    return RabbitMQDeadLetterStore(
+        _with_credentials(broker_url, options.username, options.password),
+        options.queue or DEFAULT_DEAD_LETTER_QUEUE,
+        exchange=options.exchange,
+        ssl_context=options.ssl_context,
+    )
+
+
+def _with_credentials(url: str, username: str | None, password: str | None) -> str:
+    """`url` with `username` / `password` in place of its own (percent-encoded)."""
+    if username is None and password is None:
+        return url
+    from yarl import URL  # a dependency of aio-pika
+
+    parsed = URL(url)
+    user = username if username is not None else parsed.user
+    if user is None:
+        raise StoreUsageError("a password for RabbitMQ needs a user name")
+    given = password if password is not None else parsed.password
+    return str(parsed.with_user(user).with_password(given))

@@ -4,16 +4,18 @@ Reading uses a consumer that is assigned every partition by hand (it never joins
 it takes nothing from anyone) and reads each one, in partition order, from its start to the
 end offset it had when the read started. Replay progress is the committed offset (and commit
 metadata) of the consumer group `replay_group` on the dead-letter topic; see
-`_kafka_progress` and docs/dead-letters.md.
+`dispytch.kafka._replay_progress` and docs/dead-letters.md.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from typing import Any
+from urllib.parse import unquote
 
 from dispytch.errors import missing_extra
 
@@ -25,9 +27,8 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 import contextlib
 
-from dispytch.backends.base import DeadLetterReason, OutgoingMessage
-from dispytch.credentials import masked_options
-from dispytch.deadletters._kafka_progress import PartitionProgress
+from dispytch.backends.base import OutgoingMessage
+from dispytch.credentials import masked_options, masked_url
 from dispytch.deadletters.errors import (
     DeadLetterSourceError,
     NotReplayableError,
@@ -35,13 +36,20 @@ from dispytch.deadletters.errors import (
 )
 from dispytch.deadletters.letter import DeadLetter, decode_envelope
 from dispytch.deadletters.store import DeadLetterStore
+from dispytch.deadletters.url import StoreOptions, StoreUsageError
 from dispytch.errors import BackendError, BrokerUnavailableError
 from dispytch.kafka._client import CONNECTION_OPTIONS
 from dispytch.kafka._errors import KAFKA_EXCEPTIONS, connection_error
+from dispytch.kafka._replay_progress import PartitionProgress
+from dispytch.kafka._secure import start_error, warn_if_insecure
 from dispytch.kafka.config import header_text
 from dispytch.kafka.producer import KafkaProducer
+from dispytch.reasons import DeadLetterReason
 
 DEFAULT_REPLAY_GROUP = "dispytch-dlq-replay"
+DEFAULT_SASL_MECHANISM = "SCRAM-SHA-512"
+#: the scheme of a Kafka URL reached over TLS
+TLS_SCHEME = "kafka+ssl"
 
 
 class KafkaDeadLetterStore(DeadLetterStore):
@@ -161,6 +169,7 @@ class KafkaDeadLetterStore(DeadLetterStore):
     async def _ready(self) -> AIOKafkaConsumer:
         if self._consumer is not None:
             return self._consumer
+        warn_if_insecure(self._options, "the Kafka dead-letter store")
         partitions = await self._partitions_of_topic()
         consumer = AIOKafkaConsumer(
             **self._options,
@@ -173,7 +182,7 @@ class KafkaDeadLetterStore(DeadLetterStore):
             await consumer.start()
         except KAFKA_EXCEPTIONS as error:
             await _quiet_stop(consumer)
-            raise connection_error(error, "connecting") from error
+            raise await start_error(error, self._start_options(), "connecting") from error
         self._partitions = [TopicPartition(self.topic, p) for p in partitions]
         consumer.assign(self._partitions)
         consumer.pause(*self._partitions)
@@ -190,7 +199,9 @@ class KafkaDeadLetterStore(DeadLetterStore):
                 raise DeadLetterSourceError(f"Kafka has no topic {self.topic!r}")
             described = await admin.describe_topics([self.topic])
         except KAFKA_EXCEPTIONS as error:
-            raise connection_error(error, "reading the topic's partitions") from error
+            raise await start_error(
+                error, self._start_options(), "reading the topic's partitions"
+            ) from error
         finally:
             await admin.close()
         partitions = sorted(
@@ -208,6 +219,9 @@ class KafkaDeadLetterStore(DeadLetterStore):
 
     def _connection_options(self) -> dict[str, Any]:
         return {k: v for k, v in self._options.items() if k in CONNECTION_OPTIONS}
+
+    def _start_options(self) -> dict[str, Any]:
+        return {**self._options, "bootstrap_servers": self._servers}
 
     async def _load_progress(
         self, beginning: dict[TopicPartition, int]
@@ -310,3 +324,70 @@ class KafkaDeadLetterStore(DeadLetterStore):
 async def _quiet_stop(consumer: AIOKafkaConsumer) -> None:
     with contextlib.suppress(*KAFKA_EXCEPTIONS):
         await consumer.stop()
+
+
+DEAD_LETTER_SUFFIX = ".dlq"
+
+
+def open_from_url(broker_url: str, options: StoreOptions) -> KafkaDeadLetterStore:
+    """The store of `kafka://host:9092[,host2:9092]` or `kafka+ssl://...` (the `kafka` and
+    `kafka+ssl` entries of the `dispytch.dead_letter_stores` table): the dead-letter topic
+    `options.topic`, or `<options.source_topic>.dlq`. A user name (in the URL or the options)
+    logs in with SASL."""
+    options.refuse(
+        "queue", "exchange", because="--queue and --exchange are for RabbitMQ; Kafka takes --topic"
+    )
+    if options.topic is None and options.source_topic is None:
+        raise StoreUsageError("name the dead-letter topic: --topic T.dlq or --source-topic T")
+    if options.topic is not None and options.source_topic is not None:
+        raise StoreUsageError("give --topic or --source-topic, not both")
+    scheme, servers = broker_url.split("://", 1)
+    scheme = scheme.lower()
+    if options.ssl_context is not None and scheme != TLS_SCHEME:
+        raise StoreUsageError(
+            "TLS settings (a CA, client certificate or key file) need a TLS URL: "
+            "kafka+ssl://host:port"
+        )
+    servers = servers.strip("/")
+    username, password = options.username, options.password
+    if "@" in servers:
+        credentials, servers = servers.rsplit("@", 1)
+        url_user, _, url_password = credentials.partition(":")
+        username = username or unquote(url_user) or None
+        password = password if password is not None else unquote(url_password) or None
+    if not servers:
+        raise StoreUsageError(f"no host in {masked_url(broker_url)!r}")
+    topic = options.topic
+    if topic is None:
+        topic = f"{options.source_topic}{DEAD_LETTER_SUFFIX}"
+    return KafkaDeadLetterStore(
+        servers,
+        topic,
+        replay_group=options.replay_group or DEFAULT_REPLAY_GROUP,
+        **kafka_security(
+            scheme == TLS_SCHEME, username, password, options.ssl_context, options.sasl_mechanism
+        ),
+    )
+
+
+def kafka_security(
+    tls: bool,
+    username: str | None,
+    password: str | None,
+    ssl_context: ssl.SSLContext | None,
+    sasl_mechanism: str | None,
+) -> dict[str, Any]:
+    """aiokafka's security options for a `kafka://` (`tls` False) or `kafka+ssl://` URL."""
+    options: dict[str, Any] = {}
+    if tls:
+        options["ssl_context"] = ssl_context or ssl.create_default_context()
+    if username is None:
+        if password is not None or sasl_mechanism is not None:
+            raise StoreUsageError("a password or SASL mechanism for Kafka needs a user name")
+        options["security_protocol"] = "SSL" if tls else "PLAINTEXT"
+        return options
+    options["security_protocol"] = "SASL_SSL" if tls else "SASL_PLAINTEXT"
+    options["sasl_mechanism"] = sasl_mechanism or DEFAULT_SASL_MECHANISM
+    options["sasl_plain_username"] = username
+    options["sasl_plain_password"] = password or ""
+    return options
