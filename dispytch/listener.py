@@ -131,14 +131,7 @@ class EventListener:
     def dependency_overrides(
         self, overrides: Mapping[Callable[..., Any], Callable[..., Any]]
     ) -> None:
-        before = dict(self._overrides)
-        try:
-            self._overrides.clear()
-            self._overrides.update(overrides)
-        except BaseException:
-            self._overrides.clear()
-            self._overrides.update(before)
-            raise
+        self._overrides.replace(overrides)
 
     def message_middleware(self, middleware: MessageMiddleware) -> MessageMiddleware:
         """Add (as a decorator) a middleware around every message: it sees the raw delivery

@@ -7,7 +7,7 @@ that does not fit a handler (a signature that cannot be resolved) is refused whe
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from typing import Any
 
 Func = Callable[..., Any]
@@ -22,8 +22,7 @@ class DependencyOverrides(MutableMapping[Func, Func]):
         return self._overrides[original]
 
     def __setitem__(self, original: Func, replacement: Func) -> None:
-        if not callable(replacement):
-            raise TypeError(f"the override of {original!r} must be callable, got {replacement!r}")
+        _check(original, replacement)
         before = dict(self._overrides)
         self._overrides[original] = replacement
         self._apply(before)
@@ -36,6 +35,14 @@ class DependencyOverrides(MutableMapping[Func, Func]):
     def clear(self) -> None:
         before = dict(self._overrides)
         self._overrides.clear()
+        self._apply(before)
+
+    def replace(self, overrides: Mapping[Func, Func]) -> None:
+        """All of them at once (`listener.dependency_overrides = {...}`)."""
+        for original, replacement in overrides.items():
+            _check(original, replacement)
+        before = dict(self._overrides)
+        self._overrides = dict(overrides)
         self._apply(before)
 
     def __iter__(self) -> Iterator[Func]:
@@ -53,3 +60,8 @@ class DependencyOverrides(MutableMapping[Func, Func]):
         except BaseException:
             self._overrides = before
             raise
+
+
+def _check(original: Func, replacement: Func) -> None:
+    if not callable(replacement):
+        raise TypeError(f"the override of {original!r} must be callable, got {replacement!r}")
