@@ -244,17 +244,9 @@ class EventEmitter:
             encoded = codec.encode(build_envelope(event.id, event_type, body, timestamp_ms), event)
         except _SERIALIZATION_ERRORS as exc:
             raise _serialization_error(event, exc) from exc
-        message = OutgoingMessage(
-            topic=topic,
-            value=b"",
-            key=_key_of(event),
-            headers={CONTENT_TYPE_HEADER: codec.content_type},
-            config=event.__backend_config__,
-            timestamp_ms=timestamp_ms,
-        )
         if type(encoded) is tuple:
-            return _filled(message, encoded, headers)
-        return _Encoding(message, encoded, headers, event)  # type: ignore[arg-type]
+            return _message(event, topic, timestamp_ms, codec, encoded, headers)
+        return _Encoding(event, topic, timestamp_ms, codec, encoded, headers)  # type: ignore[arg-type]
 
     async def _ensure_started(self) -> None:
         if self._closed:
@@ -327,41 +319,56 @@ def _serialization_error(event: EventBase, error: Exception) -> EventSerializati
     )
 
 
-def _filled(
-    message: OutgoingMessage, encoded: Encoded, headers: Mapping[str, str] | None
+def _message(
+    event: EventBase,
+    topic: str,
+    timestamp_ms: int,
+    codec: Codec,
+    encoded: Encoded,
+    headers: Mapping[str, str] | None,
 ) -> OutgoingMessage:
+    """The message for an encoded event: its content type, then the codec's headers, then
+    the caller's."""
     value, codec_headers = encoded
-    message.value = value
+    message_headers = {CONTENT_TYPE_HEADER: codec.content_type}
     if codec_headers:
-        message.headers.update(codec_headers)
+        message_headers.update(codec_headers)
     if headers:
-        message.headers.update(headers)
-    return message
+        message_headers.update(headers)
+    return OutgoingMessage(
+        topic, value, _key_of(event), message_headers, event.__backend_config__, timestamp_ms
+    )
 
 
 class _Encoding:
     """A message whose codec is still encoding it (awaiting, say, a schema)."""
 
-    __slots__ = ("encoding", "event", "headers", "message")
+    __slots__ = ("codec", "encoding", "event", "headers", "timestamp_ms", "topic")
 
     def __init__(
         self,
-        message: OutgoingMessage,
+        event: EventBase,
+        topic: str,
+        timestamp_ms: int,
+        codec: Codec,
         encoding: Awaitable[Encoded],
         headers: Mapping[str, str] | None,
-        event: EventBase,
     ) -> None:
-        self.message = message
+        self.event = event
+        self.topic = topic
+        self.timestamp_ms = timestamp_ms
+        self.codec = codec
         self.encoding = encoding
         self.headers = headers
-        self.event = event
 
     async def finish(self) -> OutgoingMessage:
         try:
             encoded = await self.encoding
         except _SERIALIZATION_ERRORS as exc:
             raise _serialization_error(self.event, exc) from exc
-        return _filled(self.message, encoded, self.headers)
+        return _message(
+            self.event, self.topic, self.timestamp_ms, self.codec, encoded, self.headers
+        )
 
     def abandon(self) -> None:
         close = getattr(self.encoding, "close", None)  # a coroutine never awaited
