@@ -51,7 +51,6 @@ DEFAULT_SASL_MECHANISM = "SCRAM-SHA-512"
 #: the scheme of a Kafka URL reached over TLS
 TLS_SCHEME = "kafka+ssl"
 
-
 class KafkaDeadLetterStore(DeadLetterStore):
     """Dead letters of the Kafka topic `topic`.
 
