@@ -28,7 +28,8 @@ class DeadLetterReason:
     """Why a message goes to the dead-letter destination. Travels as message headers."""
 
     #: "decode" (not an envelope), "validation" (body or topic segment invalid),
-    #: "handler" (a handler failed for good), "unhandled" (no handler, when configured so)
+    #: "handler" (a handler failed for good), "unhandled" (no handler, when configured so),
+    #: "middleware" (a message middleware raised before the message was settled)
     stage: str
     error_type: str
     error_message: str
