@@ -39,7 +39,8 @@ def _attempt_through(
 ) -> Awaitable[Any]:
     run.attempt = attempt
     event = run if type(run) is Event else run.event_for(spec.plan.body_type)
-    return chain(HandlerCall(event, spec, attempt, run, segments))  # type: ignore[no-any-return]
+    call = HandlerCall(event, spec, attempt, run, segments, spec.plan.start)
+    return chain(call)  # type: ignore[no-any-return]
 
 
 def _call_plan(call: HandlerCall) -> Awaitable[Any]:
@@ -47,4 +48,4 @@ def _call_plan(call: HandlerCall) -> Awaitable[Any]:
     if call._called:
         raise RuntimeError(f"call_next() was called twice for handler {call.handler.name!r}")
     call._called = True
-    return call.handler.plan.start(call._run, call._segments, call.attempt)
+    return call._start(call._run, call._segments, call.attempt)

@@ -257,7 +257,7 @@ class Dispatcher:
             exc,
         )
         return dead_lettered(
-            reason_for("validation", exc, delivery.topic, attempt, spec, event_id, event_type)
+            reason_for("validation", exc, delivery.topic, attempt, spec.name, event_id, event_type)
         )
 
     def _unhandled(self, delivery: Delivery, envelope: Envelope) -> Outcome:

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from dispytch.backends.base import Delivery
-    from dispytch.routing.group import HandlerSpec
 
 DLQ_HEADER_PREFIX = "dispytch-dlq-"
 MAX_ERROR_HEADER_CHARS = 2000
@@ -106,7 +105,7 @@ def reason_for(
     exc: BaseException,
     topic: str,
     attempts: int = 1,
-    spec: HandlerSpec | None = None,
+    handler: str | None = None,
     event_id: str | None = None,
     event_type: str | None = None,
 ) -> DeadLetterReason:
@@ -116,7 +115,7 @@ def reason_for(
         error_message=_message(exc),
         original_topic=topic,
         attempts=attempts,
-        handler=None if spec is None else spec.name,
+        handler=handler,
         event_id=event_id,
         event_type=event_type,
     )

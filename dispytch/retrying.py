@@ -111,7 +111,8 @@ class Retrier:
             attempts,
             exc_info=error,
         )
-        return dead_lettered(reason_for("handler", error, topic, attempts, spec, run.id, run.type))
+        reason = reason_for("handler", error, topic, attempts, spec.name, run.id, run.type)
+        return dead_lettered(reason)
 
     async def _stopping_now(self) -> bool:
         """Whether the listener is stopping, once the tasks cancelled together with this one

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import partial
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from dispytch.backends.base import Delivery, OutgoingMessage
+from dispytch.retry import RetryPolicy
 
 if TYPE_CHECKING:
     from dispytch.events import Event, EventBase
     from dispytch.outcomes import Outcome
-    from dispytch.routing.group import HandlerSpec
 
 ContextT = TypeVar("ContextT")
 CallNext = Callable[[], Awaitable[Any]]
@@ -61,25 +61,44 @@ class MessageContext:
         return self.delivery.metadata
 
 
+class HandlerInfo(Protocol):
+    """What a handler-call middleware sees of the handler (a registered `HandlerSpec`)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def topic(self) -> str: ...
+
+    @property
+    def event(self) -> str: ...
+
+    @property
+    def retry(self) -> RetryPolicy: ...
+
+
 class HandlerCall:
     """One attempt of one handler: the decoded `event`, the `handler` (its `name`, `topic`,
     `event`, `retry`) and the `attempt` number (1 for the first)."""
 
-    __slots__ = ("_called", "_run", "_segments", "attempt", "event", "handler")
+    __slots__ = ("_called", "_run", "_segments", "_start", "attempt", "event", "handler")
 
     def __init__(
         self,
         event: Event[Any],
-        handler: HandlerSpec,
+        handler: HandlerInfo,
         attempt: int,
         run: Any,
         segments: tuple[Any, ...],
+        start: Callable[[Any, tuple[Any, ...], int], Awaitable[Any]],
     ) -> None:
         self.event = event
         self.handler = handler
         self.attempt = attempt
         self._run = run
         self._segments = segments
+        #: calls the handler itself (its compiled plan), at the end of the chain
+        self._start = start
         self._called = False
 
 
