@@ -5,6 +5,10 @@ nested pydantic body, call one dependency, await the handler. Dispytch also goes
 in-memory broker (receive, route, ack). Rounds alternate; medians are printed.
 
     .venv/bin/python benchmarks/memory_throughput.py [--events 50000] [--rounds 5] [--rss 1000000]
+        [--middleware N]
+
+`--middleware N` adds N no-op middlewares at each of the message and handler-call points (the
+cost of middleware that does nothing); the default 0 measures the path without middleware.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import asyncio
 import gc
 import statistics
 import time
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 import psutil
@@ -59,7 +64,13 @@ async def hand_written(payloads: list[bytes]) -> float:
     return time.perf_counter() - start
 
 
-def build_listener(broker: InMemoryBroker, done: asyncio.Event, target: list[int]) -> EventListener:
+async def no_op(context: object, call_next: Callable[[], Awaitable[object]]) -> object:
+    return await call_next()
+
+
+def build_listener(
+    broker: InMemoryBroker, done: asyncio.Event, target: list[int], middleware: int = 0
+) -> EventListener:
     group = HandlerGroup()
 
     @group.handler(topic=TOPIC, event="user_registered")
@@ -72,15 +83,18 @@ def build_listener(broker: InMemoryBroker, done: asyncio.Event, target: list[int
 
     listener = EventListener(broker.consumer("bench"), max_concurrency=100)
     listener.add_handler_group(group)
+    for _ in range(middleware):
+        listener.message_middleware(no_op)
+        listener.handler_middleware(no_op)
     return listener
 
 
-async def through_dispytch(payloads: list[bytes], chunk: int = CHUNK) -> float:
+async def through_dispytch(payloads: list[bytes], chunk: int = CHUNK, middleware: int = 0) -> float:
     """Publish (untimed) and handle (timed) in chunks, so the broker's queue stays small."""
     broker = InMemoryBroker()
     done = asyncio.Event()
     target = [0]
-    listener = build_listener(broker, done, target)
+    listener = build_listener(broker, done, target, middleware)
     elapsed = 0.0
     async with listener:
         for first in range(0, len(payloads), chunk):
@@ -124,17 +138,20 @@ async def main() -> None:
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument(
+        "--middleware", type=int, default=0, help="no-op middlewares at each point (0: none)"
+    )
+    parser.add_argument(
         "--rss", type=int, default=1_000_000, help="events for the RSS run (0: skip)"
     )
     args = parser.parse_args()
 
     payloads = make_payloads(args.events)
     await hand_written(payloads[:1000])  # warm up both paths
-    await through_dispytch(payloads[:1000])
+    await through_dispytch(payloads[:1000], middleware=args.middleware)
     reference, framework = [], []
     for _ in range(args.rounds):
         reference.append(args.events / await hand_written(payloads))
-        framework.append(args.events / await through_dispytch(payloads))
+        framework.append(args.events / await through_dispytch(payloads, middleware=args.middleware))
     ratios = [f / r for f, r in zip(framework, reference, strict=True)]
     print(f"{args.events} events x {args.rounds} rounds (alternating), events/s")
     print(f"{'path':<28}{'median':>12}{'min':>12}{'max':>12}")

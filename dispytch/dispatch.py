@@ -1,205 +1,171 @@
-"""The path of one delivery: decode, route, run handlers under their retry policy, settle.
+"""The path of one delivery, top to bottom: decode, route, run each matching handler under
+its retry layer, decide the outcome, settle by it.
 
 Outcomes follow the delivery table in docs/delivery.md:
 - every matching handler succeeded: ack;
-- not an envelope, or a body/segment that fails validation: dead-letter at once;
+- not an envelope (or a content type without a codec), a body or segment that fails
+  validation: dead-letter at once;
 - a handler failed for good (retries exhausted or not retryable): dead-letter with the reason;
 - no handler matched: ack and log at debug (or dead-letter, if configured).
 A failure to settle is logged and left to the broker, which delivers the message again.
+
+Message middleware wraps the whole path (`_through_middleware`); the retry layer is the core's
+and sits outside handler-call middleware, so a middleware that raises is a handler that raises.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from pydantic import BaseModel
-from pydantic_core import from_json
 
 from dispytch.backends.base import Delivery
-from dispytch.di.plan import HandlerPlan
-from dispytch.envelope import Envelope, read_envelope
-from dispytch.events import Event
+from dispytch.envelope import Envelope
+from dispytch.errors import UnknownContentTypeError
+from dispytch.middleware.context import MessageContext
+from dispytch.outcomes import (
+    GIVEN_BACK,
+    HANDLED,
+    NO_HANDLER,
+    SKIPPED,
+    Outcome,
+    dead_lettered,
+)
 from dispytch.reasons import DeadLetterReason, attempt_of, dead_letter_headers, reason_for
-from dispytch.retrying import GIVE_BACK, FinalFailure, GiveBack, Retrier
+from dispytch.received import Message, Run, new_event
+from dispytch.retrying import Retrier
 from dispytch.routing.group import HandlerSpec
 from dispytch.routing.router import Match, Router, Segments
 from dispytch.scheduling import is_failure
-from dispytch.serialization.base import CONTENT_TYPE_HEADER, Deserializer
+from dispytch.serialization.base import CONTENT_TYPE_HEADER
+from dispytch.serialization.codec import Codec, media_type
 
 logger = logging.getLogger("dispytch.listener")
 
-_new_object = object.__new__
 #: seconds before a message that could not be dead-lettered is delivered again
 DEAD_LETTER_RETRY_DELAY = 5.0
-
-
-class _Message:
-    """One decoded delivery, as a handler whose Event parameters want several body types sees
-    it: validated bodies (shared by all the handlers of the delivery), the events built from
-    them, and the attempt number."""
-
-    __slots__ = ("attempt", "bodies", "delivery", "envelope", "events", "id", "type")
-
-    def __init__(
-        self,
-        envelope: Envelope,
-        delivery: Delivery,
-        attempt: int,
-        bodies: dict[type[BaseModel] | None, Any],
-    ) -> None:
-        self.envelope = envelope
-        self.id, self.type = envelope[0], envelope[1]
-        self.delivery = delivery
-        self.attempt = attempt
-        #: validated bodies by body type (None: the raw body)
-        self.bodies = bodies
-        self.events: dict[type[BaseModel] | None, Event[Any]] = {}
-
-    def event_for(self, body_type: type[BaseModel] | None) -> Event[Any]:
-        event = self.events.get(body_type)
-        if event is None:
-            event = self.events[body_type] = _new_event(
-                self.envelope, self.delivery, self.bodies[body_type], self.attempt
-            )
-        else:
-            event.attempt = self.attempt
-        return event
-
-
-#: what one handler run is called with: its Event (plans with `single_event`), or a _Message
-#: that builds the Event for each body type
-_Run = Event[Any] | _Message
-
-
-def _new_event(envelope: Envelope, delivery: Delivery, body: Any, attempt: int) -> Event[Any]:
-    # built slot by slot: this runs for every event, and keyword parsing costs
-    event: Event[Any] = _new_object(Event)
-    event.id, event.type, _, event.timestamp = envelope
-    event.topic = delivery.topic
-    event.body = body
-    event.headers = delivery.headers
-    event.key = delivery.key
-    event.attempt = attempt
-    event.metadata = delivery.metadata
-    return event
-
-
-def _start(plan: HandlerPlan, run: _Run, segments: tuple[Any, ...]) -> Awaitable[None]:
-    if type(run) is Event:
-        return plan.start(run, segments)
-    return plan.start(None, segments, run)  # type: ignore[arg-type]
+_SETTLED_BY_ACK = frozenset({"handled", "no_handler", "skipped"})
 
 
 class Dispatcher:
     def __init__(
         self,
         router: Router,
-        deserializer: Deserializer | None,
-        deserializers_by_content_type: Mapping[str, Deserializer],
+        codecs: Sequence[Codec],
         dead_letter_unhandled: bool,
+        only_codec: Codec | None = None,
     ) -> None:
+        """`codecs`: by content type, the first the default for messages without the header;
+        `only_codec`: decodes every message whatever its header (0.10's `deserializer=`)."""
         self.router = router
-        self.deserializer = deserializer
-        self.deserializers_by_content_type = deserializers_by_content_type
+        #: by exact content type (empty with `only_codec`: `_codec_for` returns it)
+        self.codecs: dict[str, Codec] = (
+            {} if only_codec else {codec.content_type: codec for codec in codecs}
+        )
+        self.default_codec = only_codec or codecs[0]
+        self.only_codec = only_codec
         self.dead_letter_unhandled = dead_letter_unhandled
         self.retrier = Retrier()
+        #: the message middleware chain, composed when the listener starts (None: no middleware)
+        self.message_chain: Callable[[MessageContext], Awaitable[Any]] | None = None
 
-    async def handle(self, delivery: Delivery) -> None:
-        try:
-            if self.deserializer is None and CONTENT_TYPE_HEADER not in delivery.headers:
-                payload = from_json(delivery.value)  # the default, without a call to _decode
+    def entry(self) -> Callable[[Delivery], Awaitable[None]]:
+        """What the listener's workers call for each delivery. Without message middleware,
+        `handle` itself: nothing runs around the path (the no-cost case)."""
+        if self.message_chain is None:
+            return self.handle
+        return self._through_middleware
+
+    async def handle(
+        self,
+        delivery: Delivery,
+        context: MessageContext | None = None,
+        decided: Outcome | None = None,
+    ) -> None:
+        """The path of one message: decode, route, run the handlers, then settle by the
+        outcome, once. `context`: the message middleware's view of the message (None without
+        message middleware); `decided`: an outcome decided around the path (by the message
+        middleware layer), to settle without running it."""
+        outcome = decided
+        if outcome is None:
+            try:
+                content_type = delivery.headers.get(CONTENT_TYPE_HEADER)
+                codec = (
+                    self.default_codec
+                    if content_type is None
+                    else self.codecs.get(content_type) or self._codec_for(content_type)
+                )
+                decoded = codec.decode(delivery.value, delivery.headers)
+                envelope: Envelope = decoded if type(decoded) is tuple else await decoded  # type: ignore[misc]
+            except Exception as exc:
+                outcome = self._undecodable(delivery, exc)
             else:
-                payload = self._decode(delivery)
-            envelope = read_envelope(payload)
-        except Exception as exc:
-            logger.error(
-                "message on %r is not a valid event envelope (%s: %s); dead-lettering it",
-                delivery.topic,
-                type(exc).__name__,
-                exc,
-            )
-            await self.dead_letter(delivery, reason_for("decode", exc, delivery.topic))
-            return
-        matches = self.router.match(delivery.topic, envelope[1])
-        if not matches:
-            await self._unhandled(delivery, envelope)
-            return
-        attempt = attempt_of(delivery)
-        failure: DeadLetterReason | GiveBack | None
-        if len(matches) == 1:
-            # one handler, the common case: run here rather than in a coroutine of its own
-            spec, segments = matches[0]
-            plan = spec.plan
-            run: _Run | DeadLetterReason
-            if plan.single_event and type(segments) is tuple:
-                # the commonest case, inlined: build the handler's one Event at once
-                body_type = plan.body_type
-                raw = envelope[2]
-                try:
-                    body = (
-                        raw
-                        if body_type is None
-                        else body_type.__pydantic_validator__.validate_python(raw)
-                    )
-                except Exception as exc:
-                    run = self._invalid(spec, delivery, envelope, attempt, exc, "body")
-                else:
-                    run = _new_event(envelope, delivery, body, attempt)
-            else:
-                run = self._prepare(spec, segments, envelope, delivery, attempt, None)
-            if type(run) is DeadLetterReason:
-                failure = run
-            else:
-                try:
-                    await _start(plan, run, segments)  # type: ignore[arg-type]
-                    failure = None
-                except (Exception, asyncio.CancelledError) as exc:
-                    if not is_failure(exc):
-                        raise
-                    if await self.retrier.later(spec, delivery, envelope[0], attempt, exc):
-                        return
-                    failure = await self._retry(
-                        spec,
-                        segments,  # type: ignore[arg-type]
-                        delivery,
-                        run,  # type: ignore[arg-type]
-                        attempt,
-                        exc,
-                    )
-        else:
-            failure = await self._run_all(matches, envelope, delivery, attempt)
-        if isinstance(failure, GiveBack):
+                if context is not None:
+                    context.event_id, context.event_type = envelope[0], envelope[1]
+                matches = self.router.match(delivery.topic, envelope[1])
+                attempt = attempt_of(delivery)
+                if not matches:
+                    outcome = self._unhandled(delivery, envelope)
+                elif len(matches) > 1:
+                    outcome = await self._run_all(matches, envelope, delivery, attempt)
+                else:  # the common case: one handler, nothing shared or gathered
+                    spec, segments = matches[0]
+                    run = self._prepare(spec, segments, envelope, delivery, attempt, None)
+                    if type(run) is Outcome:
+                        outcome = run
+                    else:
+                        outcome = await self.retrier.run(spec, delivery, run, segments, attempt)  # type: ignore[arg-type]
+        # settle: the only place that acks, dead-letters or gives back
+        if context is not None:
+            if context.outcome is not None:
+                logger.error(
+                    "message on %r was settled already (%s); its later outcome %s is dropped",
+                    delivery.topic,
+                    context.outcome.kind,
+                    outcome.kind,
+                )
+                return
+            context.outcome = outcome
+        if outcome.kind in _SETTLED_BY_ACK:
+            try:
+                await delivery.ack()
+            except (Exception, asyncio.CancelledError) as error:  # a client's cancelled future
+                if not is_failure(error):
+                    raise
+                logger.exception(
+                    "could not ack a message on %r; the broker will deliver it again",
+                    delivery.topic,
+                )
+        elif outcome.reason is not None:
+            await self.dead_letter(delivery, outcome.reason)
+        elif outcome is GIVEN_BACK:
             await self.retrier.give_back(delivery)
-            return
-        if failure is not None:
-            await self.dead_letter(delivery, failure)
-            return
-        try:  # `self.ack(delivery)`, inlined: one coroutine less for every message
-            await delivery.ack()
-        except (Exception, asyncio.CancelledError) as error:  # a client's cancelled future
-            if not is_failure(error):
-                raise
-            logger.exception(
-                "could not ack a message on %r; the broker will deliver it again", delivery.topic
-            )
+        # retried_later: the copy's `retry_later` settled the delivery already
 
-    def _decode(self, delivery: Delivery) -> Any:
-        if self.deserializer is not None:
-            return self.deserializer.deserialize(delivery.value)
-        content_type = delivery.headers.get(CONTENT_TYPE_HEADER)
-        if content_type is None or content_type == "application/json":
-            return from_json(delivery.value)
-        chosen = self.deserializers_by_content_type.get(content_type)
-        if chosen is None:
-            return from_json(delivery.value)
-        return chosen.deserialize(delivery.value)
+    def _undecodable(self, delivery: Delivery, exc: Exception) -> Outcome:
+        logger.error(
+            "message on %r is not a valid event envelope (%s: %s); dead-lettering it",
+            delivery.topic,
+            type(exc).__name__,
+            exc,
+        )
+        return dead_lettered(reason_for("decode", exc, delivery.topic))
+
+    def _codec_for(self, content_type: str) -> Codec:
+        """The codec for a content type not found as is (`self.codecs` holds the exact ones)."""
+        if self.only_codec is not None:
+            return self.only_codec
+        codec = self.codecs.get(media_type(content_type))
+        if codec is None:
+            raise UnknownContentTypeError(f"no codec for content type {content_type[:100]!r}")
+        return codec
 
     async def _run_all(
         self, matches: Sequence[Match], envelope: Envelope, delivery: Delivery, attempt: int
-    ) -> DeadLetterReason | GiveBack | None:
+    ) -> Outcome:
         """Run every matching handler concurrently, each to success or final failure; return
         once all of them have finished (a failing one does not cancel the others), so that the
         message is settled once and never while one of its handlers still runs."""
@@ -208,14 +174,14 @@ class Dispatcher:
             *(self._run(match, envelope, delivery, attempt, bodies) for match in matches),
             return_exceptions=True,
         )
-        outcomes: list[DeadLetterReason | GiveBack | None] = []
+        outcomes: list[Outcome] = []
         for result in results:
             if isinstance(result, BaseException):
                 raise result  # escaped the handler's retry layer: the worker's guard nacks
             outcomes.append(result)
-        if GIVE_BACK in outcomes:
-            return GIVE_BACK
-        return next((outcome for outcome in outcomes if outcome is not None), None)
+        if GIVEN_BACK in outcomes:
+            return GIVEN_BACK
+        return next((outcome for outcome in outcomes if outcome.reason is not None), HANDLED)
 
     async def _run(
         self,
@@ -224,19 +190,13 @@ class Dispatcher:
         delivery: Delivery,
         attempt: int,
         bodies: dict[type[BaseModel] | None, Any],
-    ) -> DeadLetterReason | GiveBack | None:
-        """Run one handler until it succeeds or fails for good; the failure's reason, or None."""
+    ) -> Outcome:
+        """One of several handlers, from its input's validation to its final outcome."""
         spec, segments = match
         run = self._prepare(spec, segments, envelope, delivery, attempt, bodies)
-        if type(run) is DeadLetterReason:
+        if type(run) is Outcome:
             return run
-        try:
-            await _start(spec.plan, run, segments)  # type: ignore[arg-type]
-        except (Exception, asyncio.CancelledError) as exc:
-            if not is_failure(exc):
-                raise
-            return await self._retry(spec, segments, delivery, run, attempt, exc)  # type: ignore[arg-type]
-        return None
+        return await self.retrier.run(spec, delivery, run, segments, attempt)  # type: ignore[arg-type]
 
     def _prepare(
         self,
@@ -246,70 +206,36 @@ class Dispatcher:
         delivery: Delivery,
         attempt: int,
         bodies: dict[type[BaseModel] | None, Any] | None,
-    ) -> _Run | DeadLetterReason:
-        """What the handler is called with, once what it asks for is valid; else the reason to
-        dead-letter the message (invalid input is not retried). `bodies`: validated bodies
-        shared with the other handlers of the delivery (None: this is the only one)."""
+    ) -> Run | Outcome:
+        """What the handler is called with, once what it asks for is valid; else the outcome
+        (dead-lettered: invalid input is not retried). `bodies`: validated bodies shared with
+        the other handlers of the delivery (None: this is the only one)."""
         if isinstance(segments, Exception):
             return self._invalid(spec, delivery, envelope, attempt, segments, "topic segment")
         plan = spec.plan
         raw = envelope[2]
-        if bodies is None:
-            bodies = {}
         try:
-            for body_type in plan.body_types:
-                if body_type not in bodies:
-                    bodies[body_type] = (
+            if plan.single_event:
+                body_type = plan.body_type
+                if bodies is None or body_type not in bodies:
+                    body = (
                         raw
                         if body_type is None
                         else body_type.__pydantic_validator__.validate_python(raw)
                     )
+                    if bodies is not None:
+                        bodies[body_type] = body
+                else:
+                    body = bodies[body_type]
+                return new_event(envelope, delivery, body, attempt)
+            if bodies is None:
+                bodies = {}
+            for body_type in plan.body_types:
+                if body_type not in bodies:
+                    bodies[body_type] = _validated(body_type, raw)
         except Exception as exc:
             return self._invalid(spec, delivery, envelope, attempt, exc, "body")
-        if plan.single_event:
-            return _new_event(envelope, delivery, bodies.get(plan.body_type, raw), attempt)
-        return _Message(envelope, delivery, attempt, bodies)
-
-    async def _retry(
-        self,
-        spec: HandlerSpec,
-        segments: tuple[Any, ...],
-        delivery: Delivery,
-        run: _Run,
-        attempt: int,
-        error: BaseException,
-    ) -> DeadLetterReason | GiveBack | None:
-        """Attempt `attempt` failed with `error`: retry in place per the handler's policy; the
-        final failure's reason, `GIVE_BACK` when stopping, or None once an attempt succeeds."""
-
-        def call_again(next_attempt: int) -> Awaitable[None]:
-            run.attempt = next_attempt
-            return _start(spec.plan, run, segments)
-
-        outcome = await self.retrier.in_place(spec, run.id, attempt, error, call_again)
-        if not isinstance(outcome, FinalFailure):
-            return outcome
-        if isinstance(outcome.error, asyncio.CancelledError) and await self._stopping_now():
-            return GIVE_BACK  # cancelled by the stop around it, not a failure of the event
-        topic = delivery.topic
-        logger.error(
-            "handler %r failed for good on event %s of type %r from %r after %d "
-            "attempt(s); dead-lettering it",
-            spec.name,
-            run.id,
-            run.type,
-            topic,
-            outcome.attempts,
-            exc_info=outcome.error,
-        )
-        return reason_for("handler", outcome.error, topic, outcome.attempts, spec, run.id, run.type)
-
-    async def _stopping_now(self) -> bool:
-        """Whether the listener is stopping, once the tasks cancelled together with this one
-        have run: a process that ends (`asyncio.run` returning) cancels every task at once,
-        the worker and `listen()` alike, in an order nobody chose."""
-        await asyncio.sleep(0)
-        return self.retrier.stopping
+        return Message(envelope, delivery, attempt, bodies)
 
     def _invalid(
         self,
@@ -319,7 +245,7 @@ class Dispatcher:
         attempt: int,
         exc: Exception,
         what: str,
-    ) -> DeadLetterReason:
+    ) -> Outcome:
         event_id, event_type = envelope[0], envelope[1]
         logger.error(
             "event %s of type %r on %r has an invalid %s for handler %r (no retry): %s",
@@ -330,17 +256,22 @@ class Dispatcher:
             spec.name,
             exc,
         )
-        return reason_for("validation", exc, delivery.topic, attempt, spec, event_id, event_type)
+        return dead_lettered(
+            reason_for("validation", exc, delivery.topic, attempt, spec.name, event_id, event_type)
+        )
 
-    async def _unhandled(self, delivery: Delivery, envelope: Envelope) -> None:
+    def _unhandled(self, delivery: Delivery, envelope: Envelope) -> Outcome:
         event_id, event_type = envelope[0], envelope[1]
-        if self.dead_letter_unhandled:
-            logger.warning(
-                "no handler for event type %r on %r; dead-lettering it",
-                event_type,
-                delivery.topic,
+        if not self.dead_letter_unhandled:
+            logger.debug(
+                "no handler for event type %r on %r; acking it", event_type, delivery.topic
             )
-            reason = DeadLetterReason(
+            return NO_HANDLER
+        logger.warning(
+            "no handler for event type %r on %r; dead-lettering it", event_type, delivery.topic
+        )
+        return dead_lettered(
+            DeadLetterReason(
                 stage="unhandled",
                 error_type="NoHandler",
                 error_message=f"no handler for event type {event_type!r}",
@@ -348,20 +279,50 @@ class Dispatcher:
                 event_id=event_id,
                 event_type=event_type,
             )
-            await self.dead_letter(delivery, reason)
-            return
-        logger.debug("no handler for event type %r on %r; acking it", event_type, delivery.topic)
-        await self.ack(delivery)
+        )
 
-    async def ack(self, delivery: Delivery) -> None:
+    async def _through_middleware(self, delivery: Delivery) -> None:
+        """The path inside the message middleware chain. Whatever a middleware does, the
+        message is settled once: a middleware that raises before the message was settled has
+        it dead-lettered (stage "middleware"); one that raises after has its error logged;
+        one that never calls `call_next` has the message acked ("skipped")."""
+        assert self.message_chain is not None
+        context = MessageContext(delivery)
         try:
-            await delivery.ack()
-        except (Exception, asyncio.CancelledError) as error:  # a client's cancelled future
-            if not is_failure(error):
+            await self.message_chain(context)
+        except (Exception, asyncio.CancelledError) as exc:
+            if not is_failure(exc):
                 raise
-            logger.exception(
-                "could not ack a message on %r; the broker will deliver it again", delivery.topic
+            if context.outcome is not None:
+                logger.exception(
+                    "a message middleware raised after the message on %r was settled (%s)",
+                    delivery.topic,
+                    context.outcome.kind,
+                )
+                return
+            logger.error(
+                "a message middleware raised before the message on %r was settled (%s: %s); "
+                "dead-lettering it",
+                delivery.topic,
+                type(exc).__name__,
+                exc,
+                exc_info=exc,
             )
+            reason = reason_for(
+                "middleware", exc, delivery.topic, 1, None, context.event_id, context.event_type
+            )
+            await self.handle(delivery, context, dead_lettered(reason))
+            return
+        if not context._entered:
+            logger.debug("a message middleware skipped the message on %r", delivery.topic)
+            await self.handle(delivery, context, SKIPPED)
+
+    async def innermost(self, context: MessageContext) -> None:
+        """The end of the message middleware chain: the core's path, settling included."""
+        if context._entered:
+            raise RuntimeError("call_next() was called twice for one message")
+        context._entered = True
+        await self.handle(context.delivery, context)
 
     async def dead_letter(self, delivery: Delivery, reason: DeadLetterReason) -> None:
         try:
@@ -386,3 +347,7 @@ class Dispatcher:
                 if not is_failure(error):
                     raise
                 logger.exception("could not nack it either; the broker will deliver it again")
+
+
+def _validated(body_type: type[BaseModel] | None, raw: Any) -> Any:
+    return raw if body_type is None else body_type.__pydantic_validator__.validate_python(raw)

@@ -24,6 +24,10 @@ class EnvelopeError(DispytchError, ValueError):
     """Received bytes are not a valid event envelope (cannot be decoded or lack a field)."""
 
 
+class UnknownContentTypeError(EnvelopeError):
+    """A message's `content-type` header names a format the listener has no codec for."""
+
+
 class BackendError(DispytchError):
     """A broker or its client failed. Backends raise this (or a subclass) at their boundary."""
 

@@ -24,6 +24,8 @@ class EventBase(BaseModel):
     - `__backend_config__`: backend options (`KafkaEventConfig`, `RabbitMQEventConfig`, ...),
       as a class attribute for every event of the class, or set on one instance.
     - `__key__`: name of a field whose value becomes the message key (ordering key), or None.
+    - `__codec__`: the codec (wire format) for events of the class, or None for the emitter's
+      (see docs/codecs.md).
     - `id`: the event id, a new uuid4 string unless given.
     """
 
@@ -31,6 +33,7 @@ class EventBase(BaseModel):
     __event_type__: ClassVar[str]
     __key__: ClassVar[str | None] = None
     __backend_config__ = None
+    __codec__: ClassVar[Any] = None
 
     id: str = Field(default_factory=_new_event_id, exclude=True)
 

@@ -7,19 +7,24 @@ import contextlib
 import contextvars
 import logging
 import threading
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
+from typing import Any
 
 from dispytch import signals
 from dispytch.backends.base import Consumer, ListenerNeeds
+from dispytch.binding import bind
 from dispytch.dispatch import Dispatcher
 from dispytch.errors import BackendError, ConsumerStoppedError
+from dispytch.middleware.context import HandlerMiddleware, MessageMiddleware, compose
+from dispytch.overrides import DependencyOverrides
 from dispytch.retry import Backoff, ExponentialBackoff
 from dispytch.routing.group import HandlerFunc, HandlerGroup, HandlerSpec
 from dispytch.routing.patterns import Subscription
 from dispytch.routing.router import Router
 from dispytch.scheduling import OrderedWorkerPool, withdraw_cancel_requests
 from dispytch.serialization.base import Deserializer
+from dispytch.serialization.codec import Codec, SerializerCodec, default_codecs
 
 logger = logging.getLogger("dispytch.listener")
 
@@ -33,8 +38,11 @@ _RECEIVE_BACKOFF = ExponentialBackoff(initial=0.5, max_delay=15.0, jitter=True)
 class EventListener:
     """Runs handlers for the events a consumer receives.
 
-    - `deserializer`: the wire format; by default JSON, or MessagePack for messages whose
-      `content-type` header says so.
+    - `codecs`: wire formats besides the defaults, chosen by each message's `content-type`
+      header (JSON, the default for messages without one, and MessagePack); a content type
+      without a codec is dead-lettered. See docs/codecs.md.
+    - `deserializer`: a 0.10-style deserializer that reads every message, whatever its
+      `content-type` header.
     - `topic_delimiter`: splits topics into segments for `{name}` and `*` in handler topics;
       by default the consumer's (`capabilities.topic_delimiter`: "." on Kafka, else ":").
     - `max_concurrency`: deliveries handled (or waiting behind their key) at once; the listener
@@ -56,6 +64,7 @@ class EventListener:
         shutdown_grace: float = 30.0,
         close_timeout: float = 10.0,
         dead_letter_unhandled: bool = False,
+        codecs: Sequence[Codec] = (),
     ) -> None:
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
@@ -67,8 +76,14 @@ class EventListener:
             topic_delimiter = consumer.capabilities.topic_delimiter
         self._router = Router(topic_delimiter)
         self._dispatcher = Dispatcher(
-            self._router, deserializer, _default_deserializers(), dead_letter_unhandled
+            self._router,
+            [*default_codecs(), *codecs],
+            dead_letter_unhandled,
+            None if deserializer is None else SerializerCodec(None, deserializer),
         )
+        self._message_middleware: list[MessageMiddleware] = []
+        self._handler_middleware: list[HandlerMiddleware] = []
+        self._overrides = DependencyOverrides(self._bind_handlers)
         self._own_handlers = HandlerGroup()
         self._own_handlers.attach(self)
         self._running = False
@@ -94,6 +109,7 @@ class EventListener:
         backoff: Backoff | None = None,
         delayed_retries: bool = False,
         name: str | None = None,
+        middleware: Sequence[HandlerMiddleware] = (),
     ) -> Callable[[HandlerFunc], HandlerFunc]:
         """Register a handler directly on the listener (see `HandlerGroup.handler`)."""
         return self._own_handlers.handler(
@@ -105,6 +121,52 @@ class EventListener:
             backoff=backoff,
             delayed_retries=delayed_retries,
             name=name,
+            middleware=middleware,
+        )
+
+    @property
+    def dependency_overrides(self) -> DependencyOverrides:
+        """`listener.dependency_overrides[get_db] = fake_db`: call `fake_db` wherever a handler
+        (or a dependency, at any depth) asks for `get_db`; `del` or `.clear()` undoes it. Takes
+        effect at once, running or not. See docs/testing.md."""
+        return self._overrides
+
+    @dependency_overrides.setter
+    def dependency_overrides(
+        self, overrides: Mapping[Callable[..., Any], Callable[..., Any]]
+    ) -> None:
+        self._overrides.replace(overrides)
+
+    def message_middleware(self, middleware: MessageMiddleware) -> MessageMiddleware:
+        """Add (as a decorator) a middleware around every message: it sees the raw delivery
+        before decoding and, after `call_next`, the outcome it was settled with. The first
+        added is the outermost. See docs/middleware.md."""
+        self._refuse_while_running("message middleware")
+        self._message_middleware.append(middleware)
+        return middleware
+
+    def handler_middleware(self, middleware: HandlerMiddleware) -> HandlerMiddleware:
+        """Add (as a decorator) a middleware around every attempt of every handler, outside
+        the groups' and the handlers' own. See docs/middleware.md."""
+        self._refuse_while_running("handler middleware")
+        self._handler_middleware.append(middleware)
+        return middleware
+
+    def _refuse_while_running(self, what: str) -> None:
+        if self._running:
+            raise RuntimeError(f"{what} must be added before the listener starts")
+
+    def _bind_handlers(self) -> None:
+        """Compose the middleware and compile the dependency overrides, once, for every
+        handler (when the listener starts, and when its overrides change)."""
+        overrides = dict(self._overrides)
+        middleware = tuple(self._handler_middleware)
+        self._router.bind(lambda spec: bind(spec, middleware, overrides))
+        dispatcher = self._dispatcher
+        dispatcher.message_chain = (
+            compose(self._message_middleware, dispatcher.innermost)
+            if self._message_middleware
+            else None
         )
 
     def add_handler_group(self, group: HandlerGroup) -> None:
@@ -170,9 +232,10 @@ class EventListener:
         # inherited by the workers (and the tasks they start): stop() knows it is called by one
         inside_handlers = handling_listener.set(self)
         try:
+            self._bind_handlers()
             self.consumer.prepare(ListenerNeeds(self.max_concurrency, bool(delayed)))
             await self.consumer.start(self._router.subscriptions)
-            self._pool = OrderedWorkerPool(self._dispatcher.handle, self.max_concurrency)
+            self._pool = OrderedWorkerPool(self._dispatcher.entry(), self.max_concurrency)
             self._fetch_task = asyncio.create_task(self._fetch(self._pool), name="dispytch-fetch")
             self._started.set()
             with signals.stop_on_signals(self) if handle_signals else contextlib.nullcontext():
@@ -300,7 +363,6 @@ class EventListener:
             self._running = False
             self._finished.set()
 
-
     async def _limited(self, what: str, call: Awaitable[None]) -> None:
         """A consumer call during shutdown, bounded by `close_timeout`: a client that waits for
         a broker that is gone (a final commit, a consumer cancel) must not keep the process
@@ -335,12 +397,3 @@ def _retrieve_outcome(task: asyncio.Future[None]) -> None:
     """Mark the outcome of a task given up on as seen (no "never retrieved" warning)."""
     if not task.cancelled():
         task.exception()
-
-
-def _default_deserializers() -> dict[str, Deserializer]:
-    """Formats other than JSON, by content type (the dispatcher decodes JSON itself)."""
-    try:
-        from dispytch.serialization.msgpack import MessagePackDeserializer
-    except ImportError:
-        return {}
-    return {"application/msgpack": MessagePackDeserializer()}

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from dispytch.backends.base import Delivery
-    from dispytch.routing.group import HandlerSpec
 
 DLQ_HEADER_PREFIX = "dispytch-dlq-"
 MAX_ERROR_HEADER_CHARS = 2000
@@ -28,7 +27,8 @@ class DeadLetterReason:
     """Why a message goes to the dead-letter destination. Travels as message headers."""
 
     #: "decode" (not an envelope), "validation" (body or topic segment invalid),
-    #: "handler" (a handler failed for good), "unhandled" (no handler, when configured so)
+    #: "handler" (a handler failed for good), "unhandled" (no handler, when configured so),
+    #: "middleware" (a message middleware raised before the message was settled)
     stage: str
     error_type: str
     error_message: str
@@ -105,7 +105,7 @@ def reason_for(
     exc: BaseException,
     topic: str,
     attempts: int = 1,
-    spec: HandlerSpec | None = None,
+    handler: str | None = None,
     event_id: str | None = None,
     event_type: str | None = None,
 ) -> DeadLetterReason:
@@ -115,7 +115,7 @@ def reason_for(
         error_message=_message(exc),
         original_topic=topic,
         attempts=attempts,
-        handler=None if spec is None else spec.name,
+        handler=handler,
         event_id=event_id,
         event_type=event_type,
     )

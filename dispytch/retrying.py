@@ -1,9 +1,10 @@
-"""The retry layer around a handler call: in place (waiting in the listener) or through the
-broker (`delayed_retries`), and what happens to retries when the listener stops.
+"""The retry layer around a handler: it owns the attempts of one handler on one message, from
+the first call to the outcome (handled, retried later, given back, dead-lettered).
 
-The policy (`retry.RetryPolicy`) decides whether and when; this module does the waiting and
-the handing back. Stopping cuts every wait short: a message with retries left is given back to
-the broker instead of being retried or dead-lettered.
+The policy (`retry.RetryPolicy`) decides whether and when; this module calls, waits (in place,
+in the listener) or hands the message back to the broker (`delayed_retries`), and decides what
+a final failure becomes. Stopping cuts every wait short: a message with retries left is given
+back to the broker instead of being retried or dead-lettered.
 """
 
 from __future__ import annotations
@@ -11,31 +12,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from typing import Any
 
 from dispytch.backends.base import Delivery
-from dispytch.reasons import ATTEMPT_HEADER
+from dispytch.outcomes import GIVEN_BACK, HANDLED, RETRIED_LATER, Outcome, dead_lettered
+from dispytch.reasons import ATTEMPT_HEADER, reason_for
 from dispytch.routing.group import HandlerSpec
 from dispytch.scheduling import is_failure
 
 logger = logging.getLogger("dispytch.listener")
 
-
-@dataclass(frozen=True, slots=True)
-class FinalFailure:
-    """The handler failed for good: the last error and how many attempts were made."""
-
-    error: BaseException
-    attempts: int
-
-
-class GiveBack:
-    """The listener stopped while the handler still had retries: give the message back."""
-
-
-GIVE_BACK = GiveBack()
-
-RetryOutcome = FinalFailure | GiveBack | None
+#: calls attempt n of a handler: (what the handler is called with, topic segments, n)
+AttemptCall = Callable[[Any, tuple[Any, ...], int], Awaitable[Any]]
 
 
 class Retrier:
@@ -64,71 +52,99 @@ class Retrier:
             return False
         return True
 
-    async def in_place(
+    async def run(
         self,
         spec: HandlerSpec,
-        event_id: str,
+        delivery: Delivery,
+        run: Any,
+        segments: tuple[Any, ...],
         attempt: int,
-        error: BaseException,
-        call_again: Callable[[int], Awaitable[None]],
-    ) -> RetryOutcome:
-        """Attempt `attempt` failed with `error`: call again (with the next attempt number)
-        after each backoff while the policy allows. None once an attempt succeeds."""
+    ) -> Outcome:
+        """Call the handler (attempt `attempt` first) until it succeeds or fails for good.
+        `run` is what it is called with (it carries the event's `id` and `type`)."""
+        call: AttemptCall = spec.attempt
         policy = spec.retry
-        while policy.should_retry(error, attempt):
+        delayed = policy.delayed and self.delayed_supported
+        while True:
+            try:
+                await call(run, segments, attempt)
+                return HANDLED
+            except (Exception, asyncio.CancelledError) as exc:
+                if not is_failure(exc):
+                    raise
+                error: BaseException = exc
+            if not policy.should_retry(error, attempt):
+                return await self._failed(spec, delivery, run, attempt, error)
+            if delayed and not self.stopping:
+                handed = await self._later(spec, delivery, run.id, attempt, error)
+                if handed is not None:
+                    return handed
+                delayed = False  # the backend cannot: in place from now on
             delay = policy.delay(attempt)
             logger.warning(
                 "handler %r failed on event %s (attempt %d, %s: %s); retrying %s",
                 spec.name,
-                event_id,
+                run.id,
                 attempt,
                 type(error).__name__,
                 error,
                 when(delay),
             )
             if await self.wait(delay):
-                return GIVE_BACK
+                return GIVEN_BACK
             attempt += 1
-            try:
-                await call_again(attempt)
-                return None
-            except (Exception, asyncio.CancelledError) as exc:
-                if not is_failure(exc):
-                    raise
-                error = exc
-        return FinalFailure(error, attempt)
 
-    async def later(
+    async def _failed(
+        self, spec: HandlerSpec, delivery: Delivery, run: Any, attempts: int, error: BaseException
+    ) -> Outcome:
+        """The handler failed for good after `attempts` attempts."""
+        if isinstance(error, asyncio.CancelledError) and await self._stopping_now():
+            return GIVEN_BACK  # cancelled by the stop around it, not a failure of the event
+        topic = delivery.topic
+        logger.error(
+            "handler %r failed for good on event %s of type %r from %r after %d "
+            "attempt(s); dead-lettering it",
+            spec.name,
+            run.id,
+            run.type,
+            topic,
+            attempts,
+            exc_info=error,
+        )
+        reason = reason_for("handler", error, topic, attempts, spec.name, run.id, run.type)
+        return dead_lettered(reason)
+
+    async def _stopping_now(self) -> bool:
+        """Whether the listener is stopping, once the tasks cancelled together with this one
+        have run: a process that ends (`asyncio.run` returning) cancels every task at once,
+        the worker and `listen()` alike, in an order nobody chose."""
+        await asyncio.sleep(0)
+        return self.stopping
+
+    async def _later(
         self,
         spec: HandlerSpec,
         delivery: Delivery,
         event_id: str,
         attempt: int,
         error: BaseException,
-    ) -> bool:
-        """Hand the message back to the broker for a delayed retry. False when that is not
-        wanted or possible (not asked for or supported, no retries left, stopping, or the
-        backend does not implement it): the caller then retries in place. True once the
-        message is dealt with: handed back, or given back after a failed hand-back.
+    ) -> Outcome | None:
+        """Hand the message back to the broker for a delayed retry: RETRIED_LATER. None when
+        the backend does not implement it: the caller retries in place.
 
         A hand-back that raised may still have been stored (an unconfirmed send can land
         later), so the delivery is never run again here: that could run the retry twice, or
         dead-letter a message whose stored copy retries on. It waits the backoff (cut short by
-        stopping) and is given back with `nack()`; the broker delivers it again at the same
-        attempt number. What runs is then at most what the broker holds: the original and,
-        if it was stored after all, the copy (an at-least-once duplicate)."""
-        policy = spec.retry
-        if not (policy.delayed and self.delayed_supported):
-            return False
-        if not policy.should_retry(error, attempt) or self.stopping:
-            return False
-        delay = policy.delay(attempt)
+        stopping) and is given back (GIVEN_BACK: `nack()`); the broker delivers it again at the
+        same attempt number. What runs is then at most what the broker holds: the original
+        and, if it was stored after all, the copy (an at-least-once duplicate)."""
+        delay = spec.retry.delay(attempt)
         headers = {**delivery.headers, ATTEMPT_HEADER: str(attempt)}
         try:
             await delivery.retry_later(delay, headers)
         except NotImplementedError:
             logger.warning("%s cannot retry later; retrying in place", type(delivery).__name__)
-            return False
+            return None
         except Exception:
             logger.exception(
                 "could not hand event %s back for a delayed retry (it may have been stored "
@@ -137,11 +153,7 @@ class Retrier:
                 delay,
             )
             await self.wait(delay)
-            try:
-                await delivery.nack()
-            except Exception:
-                logger.exception("could not nack it either; the broker will deliver it again")
-            return True
+            return GIVEN_BACK
         logger.warning(
             "handler %r failed on event %s (attempt %d, %s: %s); retrying %s via the broker",
             spec.name,
@@ -151,11 +163,12 @@ class Retrier:
             error,
             when(delay),
         )
-        return True
+        return RETRIED_LATER
 
     async def give_back(self, delivery: Delivery) -> None:
-        """Stopping with retries left: the broker delivers the message again later."""
-        logger.info("stopping: a message on %r with retries left goes back", delivery.topic)
+        """The GIVEN_BACK outcome (stopping with retries left, or a failed hand-back): the
+        broker delivers the message again later."""
+        logger.info("a message on %r with retries left goes back to the broker", delivery.topic)
         try:
             await delivery.nack()
         except (Exception, asyncio.CancelledError) as error:

@@ -7,20 +7,24 @@ import contextlib
 import logging
 import signal
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from dispytch.listener import EventListener
+
+class Stoppable(Protocol):
+    """What a signal stops (an `EventListener`)."""
+
+    async def stop(self) -> None: ...
+
 
 logger = logging.getLogger("dispytch.listener")
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
-_listening: set[EventListener] = set()
+_listening: set[Stoppable] = set()
 _stopping: set[asyncio.Task[None]] = set()
 
 
 @contextlib.contextmanager
-def stop_on_signals(listener: EventListener) -> Iterator[None]:
+def stop_on_signals(listener: Stoppable) -> Iterator[None]:
     loop = asyncio.get_running_loop()
     if not _listening:
         try:

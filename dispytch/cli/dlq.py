@@ -102,7 +102,7 @@ def filter_options(command: F) -> F:
         click.option(
             "--stage",
             multiple=True,
-            type=click.Choice(["decode", "validation", "handler", "unhandled"]),
+            type=click.Choice(["decode", "validation", "handler", "unhandled", "middleware"]),
             help="Only this stage (repeatable).",
         ),
         click.option("--limit", type=click.IntRange(min=1), help="At most this many letters."),

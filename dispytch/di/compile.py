@@ -33,6 +33,10 @@ from dispytch.di.plan import (
 from dispytch.errors import DependencyCycleError, HandlerRegistrationError
 from dispytch.events import Event
 
+#: what a handler's dependencies are replaced with (`EventListener.dependency_overrides`)
+Overrides = Mapping[Callable[..., Any], Callable[..., Any]]
+_NO_OVERRIDES: Overrides = {}
+
 # `type X = ...` (3.12's typing.TypeAliasType) and typing_extensions' own TypeAliasType, which is
 # a different class even on 3.12+
 _TYPE_ALIAS_TYPES: tuple[Any, ...] = tuple(
@@ -52,8 +56,10 @@ class _Compiler:
         handler_name: str,
         segment_names: Collection[str],
         localns: Mapping[str, Any] | None,
+        overrides: Overrides = _NO_OVERRIDES,
     ) -> None:
         self.handler_name = handler_name
+        self.overrides = overrides
         self.localns = localns
         self.segment_names = frozenset(segment_names)
         self.cached_nodes: dict[Callable[..., Any], _DependencyNode] = {}
@@ -164,6 +170,9 @@ class _Compiler:
                     "and no callable annotation to call instead"
                 )
             func = base
+        if self.overrides:
+            with contextlib.suppress(TypeError):  # an unhashable callable object: not overridden
+                func = self.overrides.get(func, func)
         if not callable(func):
             raise HandlerRegistrationError(
                 f"{where}: parameter {param.name!r}: Dependency({func!r}) is not callable"
@@ -212,11 +221,13 @@ def compile_handler(
     segment_names: Collection[str],
     name: str | None = None,
     localns: Mapping[str, Any] | None = None,
+    overrides: Overrides = _NO_OVERRIDES,
 ) -> HandlerPlan:
     """Build the plan for `func`, a handler whose topic pattern has `segment_names`.
 
     `localns`: the namespace the handler was defined in, for annotations that name local
-    classes under `from __future__ import annotations`."""
+    classes under `from __future__ import annotations`. `overrides`: dependency functions to
+    call instead of others, wherever they are used (nested dependencies too)."""
     handler_name = name or _name(func)
     if not inspect.iscoroutinefunction(func) and not inspect.iscoroutinefunction(
         getattr(func, "__call__", None)  # noqa: B004 - async callables objects count too
@@ -224,7 +235,7 @@ def compile_handler(
         raise HandlerRegistrationError(
             f"handler {handler_name!r} must be an async function (async def)"
         )
-    compiler = _Compiler(handler_name, segment_names, localns)
+    compiler = _Compiler(handler_name, segment_names, localns, overrides)
     params = compiler.compile_params(func, f"handler {handler_name!r}")
     return HandlerPlan(
         func,

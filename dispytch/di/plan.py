@@ -43,7 +43,9 @@ logger = logging.getLogger("dispytch.listener")
 
 class EventSource(Protocol):
     """What a plan needs from the message being handled, when its Event parameters ask for
-    more than one body type."""
+    more than one body type: the Event for each body type, and the attempt they carry."""
+
+    attempt: int
 
     def event_for(self, body_type: type[BaseModel] | None) -> Event[Any]: ...
 
@@ -60,11 +62,12 @@ class _OneEvent:
         return self.event
 
 
-def _source(event: Event[Any] | None, source: EventSource | None) -> EventSource:
-    if source is not None:
-        return source
-    assert event is not None
-    return _OneEvent(event)
+#: what a plan is called with: the Event itself (`single_event` plans), or its source
+Run = Event[Any] | EventSource
+
+
+def _source(run: Run) -> Any:
+    return _OneEvent(run) if type(run) is Event else run
 
 
 class SegmentUse(typing.NamedTuple):
@@ -158,6 +161,7 @@ class HandlerPlan:
     __slots__ = (
         "_by_position",
         "_flat",
+        "_names",
         "body_type",
         "body_types",
         "func",
@@ -193,75 +197,66 @@ class HandlerPlan:
         #: the handler's leading parameters are `params`, in order: passed by position, which
         #: is cheaper than by name (see `_takes_by_position`)
         self._by_position = by_position
+        self._names = tuple(name for name, _, _ in params)
 
     def convert_segments(self, raw: Mapping[str, str]) -> tuple[Any, ...]:
         """Convert the topic's segment texts for this handler (raises pydantic ValidationError)."""
         return tuple(use.validate(raw[use.segment]) for use in self.segment_uses)
 
-    def start(
-        self,
-        event: Event[Any] | None,
-        segments: tuple[Any, ...] = (),
-        source: EventSource | None = None,
-    ) -> Awaitable[None]:
-        """The handler's call, with `event` for all its Event parameters (`single_event`
-        plans), or else with the Event for each body type taken from `source`."""
+    def start(self, run: Run, segments: tuple[Any, ...], attempt: int) -> Awaitable[Any]:
+        """Attempt `attempt` of the handler's call: `run` is the Event all its Event parameters
+        get (`single_event` plans), or else gives the Event for each body type."""
+        run.attempt = attempt
         if not self._flat:
-            return self._call_with_state(_source(event, source), segments)
-        # The common shape, without the per-event state: plain functions, nothing to cache or
-        # tear down. Two copies of one loop: arguments by position (cheaper) or by name.
-        if self._by_position:
-            args: list[Any] = []
-            for _, kind, payload in self.params:
-                if kind == _FROM_EVENT:
-                    args.append(event if source is None else source.event_for(payload))
-                elif kind == _FROM_SEGMENT:
-                    args.append(segments[payload])
-                else:
-                    value = payload.factory()
-                    if type(value) in _GENERATOR_CM_TYPES:
-                        return self._leave_flat_path(event, source, segments, payload, value)
-                    args.append(value)
-            return self.func(*args)  # type: ignore[no-any-return]
-        kwargs: dict[str, Any] = {}
-        for name, kind, payload in self.params:
+            return self._call_with_state(_source(run), segments)
+        # The flat path: every dependency is a plain function without parameters, used once,
+        # so there is nothing to cache or tear down and no per-event state to build.
+        single = self.single_event
+        args: list[Any] = []
+        for _, kind, payload in self.params:
             if kind == _FROM_EVENT:
-                kwargs[name] = event if source is None else source.event_for(payload)
+                args.append(run if single else run.event_for(payload))  # type: ignore[union-attr]
             elif kind == _FROM_SEGMENT:
-                kwargs[name] = segments[payload]
+                args.append(segments[payload])
             else:
                 value = payload.factory()
                 if type(value) in _GENERATOR_CM_TYPES:
-                    return self._leave_flat_path(event, source, segments, payload, value)
-                kwargs[name] = value
-        return self.func(**kwargs)  # type: ignore[no-any-return]
+                    return self._call_with_state(
+                        _source(run), segments, self._made(args, payload, value)
+                    )
+                args.append(value)
+        if self._by_position:
+            return self.func(*args)  # type: ignore[no-any-return]
+        return self.func(**dict(zip(self._names, args, strict=True)))  # type: ignore[no-any-return]
 
-    def _leave_flat_path(
-        self,
-        event: Event[Any] | None,
-        source: EventSource | None,
-        segments: tuple[Any, ...],
-        node: _DependencyNode,
-        value: Any,
-    ) -> Awaitable[None]:
-        """A plain function returned a @contextmanager object: it needs entering, so this plan
-        takes the general path from now on; this event keeps the object already made (calling
-        the function again would repeat its effects)."""
-        node.simple = False
-        self._flat = False
-        return self._call_with_state(_source(event, source), segments, (node, value))
+    def _made(
+        self, args: list[Any], node: _DependencyNode, manager: Any
+    ) -> dict[_DependencyNode, Any]:
+        """The dependency values the flat path made before `node` returned a context manager
+        (a plain function returning a @contextmanager object): the general path reuses them
+        rather than calling those functions again, and enters `manager`."""
+        made: dict[_DependencyNode, Any] = {}
+        for (_, kind, payload), value in zip(
+            self.params, args, strict=False
+        ):  # args stop at `node`
+            if kind == _FROM_DEPENDENCY:
+                made[payload] = value
+        made[node] = manager
+        return made
 
     async def _call_with_state(
         self,
         source: EventSource,
         segments: tuple[Any, ...],
-        made: tuple[_DependencyNode, Any] | None = None,
+        made: dict[_DependencyNode, Any] | None = None,
     ) -> None:
         state = _CallState(source, segments)
         try:
-            if made is not None:  # a dependency value made already, to be entered and reused
-                node, manager = made
-                state.cache[node] = await state.enter(manager)
+            if made is not None:  # values the flat path made: reused; a context manager entered
+                for node, value in made.items():
+                    if type(value) in _GENERATOR_CM_TYPES:
+                        value = await state.enter(value)
+                    state.cache[node] = value
             await self.func(**(await _resolve(self.params, state)))
         except BaseException as exc:
             if state.stack is not None:

@@ -5,14 +5,18 @@ from __future__ import annotations
 import re
 import sys
 import weakref
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from dispytch.di.compile import compile_handler
+from dispytch.di.compile import Overrides, compile_handler
 from dispytch.di.plan import HandlerPlan
 from dispytch.errors import HandlerRegistrationError
 from dispytch.retry import Backoff, RetryPolicy
+
+if TYPE_CHECKING:
+    from dispytch.middleware.context import HandlerMiddleware
 
 HandlerFunc = TypeVar("HandlerFunc", bound=Callable[..., Any])
 
@@ -20,14 +24,33 @@ ANY_EVENT = "*"
 _SEGMENT_NAME = re.compile(r"\{([^{}]*)\}")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class HandlerSpec:
-    """One registered handler: what it listens to, how it is called, how it is retried."""
+    """One registered handler: what it listens to, how it is called, how it is retried.
+
+    A listener runs its own copy of each spec (`dispytch.binding.bind`): with its dependency
+    overrides compiled into `plan`, and its middleware composed into `attempt`."""
 
     topic: str
     event: str
     plan: HandlerPlan
     retry: RetryPolicy
+    #: the handler's own handler-call middleware
+    middleware: tuple[HandlerMiddleware, ...] = ()
+    #: the handler-call middleware of the group it was registered on (the group's own list)
+    group_middleware: Sequence[HandlerMiddleware] = ()
+    #: compiles the handler again with dependency overrides
+    recompile: Callable[[Overrides], HandlerPlan] | None = None
+    #: calls one attempt `(run, segments, attempt number)`: the plan itself, or the listener's
+    #: middleware chain around it on a listener's copy
+    attempt: Callable[[Any, tuple[Any, ...], int], Awaitable[Any]] = field(
+        default=None,
+        repr=False,  # type: ignore[assignment]
+    )
+
+    def __post_init__(self) -> None:
+        if self.attempt is None:
+            object.__setattr__(self, "attempt", self.plan.start)
 
     @property
     def name(self) -> str:
@@ -67,6 +90,8 @@ class HandlerGroup:
         self.default_topic = default_topic
         self.default_event = default_event
         self.handlers: list[HandlerSpec] = []
+        #: handler-call middleware for every handler of the group (see docs/middleware.md)
+        self.middleware: list[HandlerMiddleware] = []
         #: weak: a module-level group must not keep every listener of a test suite alive
         self._targets: weakref.WeakSet[HandlerTarget] = weakref.WeakSet()
 
@@ -77,6 +102,13 @@ class HandlerGroup:
 
     def attached_to(self, target: HandlerTarget) -> bool:
         return target in self._targets
+
+    def handler_middleware(self, middleware: HandlerMiddleware) -> HandlerMiddleware:
+        """Add (as a decorator) a middleware around every call of the group's handlers,
+        inside the listener's own. Added after a listener started, it applies from the
+        listener's next start."""
+        self.middleware.append(middleware)
+        return middleware
 
     def handler(
         self,
@@ -89,6 +121,7 @@ class HandlerGroup:
         backoff: Backoff | None = None,
         delayed_retries: bool = False,
         name: str | None = None,
+        middleware: Sequence[HandlerMiddleware] = (),
     ) -> Callable[[HandlerFunc], HandlerFunc]:
         """Register an async function as the handler of `event` on `topic`.
 
@@ -96,6 +129,7 @@ class HandlerGroup:
         one segment; `event="*"` handles every event type. Retries: `retries` more attempts
         for exceptions in `retry_on`, waiting `retry_interval` seconds (or per `backoff`); with
         `delayed_retries`, the wait happens on the broker instead of in the listener.
+        `middleware`: handler-call middleware for this handler only (innermost).
         """
         chosen_topic = topic if topic is not None else self.default_topic
         chosen_event = event if event is not None else self.default_event
@@ -120,7 +154,16 @@ class HandlerGroup:
             except HandlerRegistrationError as exc:
                 raise HandlerRegistrationError(f"handler {handler_name!r}: {exc}") from None
             plan = compile_handler(func, names, handler_name, localns)
-            spec = HandlerSpec(chosen_topic, chosen_event, plan, policy)
+            recompile = partial(compile_handler, func, names, handler_name, localns)
+            spec = HandlerSpec(
+                chosen_topic,
+                chosen_event,
+                plan,
+                policy,
+                tuple(middleware),
+                self.middleware,
+                recompile,
+            )
             targets = list(self._targets)
             for target in targets:  # all or nothing: checked everywhere before added anywhere
                 target._check_handler(spec)

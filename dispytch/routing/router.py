@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,12 +17,14 @@ Match = tuple[HandlerSpec, Segments]
 _CACHE_LIMIT = 4096
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Route:
     spec: HandlerSpec
     subscription: Subscription
     #: (segment name, position in the topic split on the delimiter)
     positions: tuple[tuple[str, int], ...]
+    #: the spec as the listener runs it (see `Router.bind`)
+    bound: HandlerSpec
 
 
 class Router:
@@ -60,7 +62,7 @@ class Router:
                     f"stand alone between delimiters {self.delimiter!r}"
                 ) from None
             positions.append((name, index))
-        return _Route(spec, subscription, tuple(positions))
+        return _Route(spec, subscription, tuple(positions), spec)
 
     @property
     def subscriptions(self) -> list[Subscription]:
@@ -72,6 +74,16 @@ class Router:
     @property
     def specs(self) -> list[HandlerSpec]:
         return [route.spec for route in self._routes()]
+
+    def bind(self, make: Callable[[HandlerSpec], HandlerSpec]) -> None:
+        """Route to `make(spec)` for every spec from now on (all or nothing: if `make` raises
+        for one, nothing changes)."""
+        routes = list(self._routes())
+        bound = [make(route.spec) for route in routes]
+        for route, spec in zip(routes, bound, strict=True):
+            route.bound = spec
+        self._cache.clear()
+        self._cached = 0
 
     def match(self, topic: str, event_type: str) -> tuple[Match, ...]:
         by_type = self._cache.get(topic)
@@ -102,14 +114,15 @@ class Router:
         for route in candidates:
             if route.spec.event != event_type and route.spec.event != ANY_EVENT:
                 continue
+            spec = route.bound
             if not route.positions:
-                matches.append((route.spec, ()))
+                matches.append((spec, ()))
                 continue
             if parts is None:
                 parts = topic.split(self.delimiter)
             raw = {name: parts[index] for name, index in route.positions}
             try:
-                matches.append((route.spec, route.spec.plan.convert_segments(raw)))
+                matches.append((spec, spec.plan.convert_segments(raw)))
             except Exception as exc:  # pydantic ValidationError, or a custom validator's error
-                matches.append((route.spec, exc))
+                matches.append((spec, exc))
         return tuple(matches)

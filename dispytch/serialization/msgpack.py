@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from dispytch.envelope import Envelope, read_envelope
 from dispytch.errors import missing_extra
 
 try:
@@ -26,3 +27,19 @@ class MessagePackDeserializer:
             return msgpack.unpackb(data, raw=False, strict_map_key=True)
         except (msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
             raise ValueError(f"not valid MessagePack: {exc}") from exc
+
+
+class MessagePackCodec:
+    """The 0.10 envelope as MessagePack."""
+
+    content_type = "application/msgpack"
+
+    def __init__(self) -> None:
+        self._serializer = MessagePackSerializer()
+        self._deserializer = MessagePackDeserializer()
+
+    def encode(self, envelope: Mapping[str, Any], event: Any) -> tuple[bytes, Mapping[str, str]]:
+        return self._serializer.serialize(envelope), {}
+
+    def decode(self, value: bytes, headers: Mapping[str, str]) -> Envelope:
+        return read_envelope(self._deserializer.deserialize(value))

@@ -8,12 +8,13 @@ from typing import TYPE_CHECKING
 
 from dispytch.backends.base import OutgoingMessage
 from dispytch.reasons import DeadLetterReason
+from dispytch.testing.open_core_scenarios import OpenCoreScenarios
 
 if TYPE_CHECKING:
     from dispytch.testing.harness import Session
 
 
-class ListenerScenarios:
+class ListenerScenarios(OpenCoreScenarios):
     async def test_a_handler_raising_cancelled_error_is_a_failure_and_the_key_goes_on(
         self, session: Session
     ) -> None:

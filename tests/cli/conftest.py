@@ -109,8 +109,10 @@ async def make_dead_letters(
     dead_letter_count: Callable[[], Awaitable[int]],
     delimiter: str = ".",
 ) -> None:
-    """Run a listener whose handlers always fail until every event is dead-lettered."""
-    listener = EventListener(consumer, topic_delimiter=delimiter)
+    """Run a listener whose handlers always fail until every event is dead-lettered, one at a
+    time: the tests read the letters in the order the events were emitted (keyless events
+    handled concurrently could be dead-lettered in any order)."""
+    listener = EventListener(consumer, topic_delimiter=delimiter, max_concurrency=1)
 
     @listener.handler(topic=topic, event="order_placed", retries=0)
     async def place(event: Event) -> None:

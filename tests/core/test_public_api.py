@@ -31,3 +31,34 @@ def test_every_public_name_imports() -> None:
     exec("from dispytch import *", namespace)
     assert set(PUBLIC) <= set(namespace)
 
+
+MIDDLEWARE = [
+    "CallNext",
+    "EmitContext",
+    "EmitMiddleware",
+    "HandlerCall",
+    "HandlerMiddleware",
+    "KeyLock",
+    "LogOutcomes",
+    "MessageContext",
+    "MessageMiddleware",
+    "Outcome",
+    "header_equals",
+    "skip_unless",
+]
+
+
+def test_middleware_names_are_pinned() -> None:
+    import dispytch.middleware
+
+    assert dispytch.middleware.__all__ == MIDDLEWARE
+    for name in MIDDLEWARE:
+        assert getattr(dispytch.middleware, name) is not None, name
+
+
+def test_codec_names_are_exported() -> None:
+    import dispytch.serialization
+
+    for name in ("Codec", "Encoded", "JSONCodec", "MessagePackCodec", "SerializerCodec"):
+        assert name in dispytch.serialization.__all__
+        assert getattr(dispytch.serialization, name) is not None, name
