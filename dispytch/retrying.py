@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from dispytch.backends.base import Delivery
 from dispytch.reasons import ATTEMPT_HEADER
 from dispytch.routing.group import HandlerSpec
-from dispytch.scheduling import is_failure
+from dispytch.scheduling import given_back, is_failure
 
 logger = logging.getLogger("dispytch.listener")
 
@@ -76,6 +76,17 @@ class Retrier:
         after each backoff while the policy allows. None once an attempt succeeds."""
         policy = spec.retry
         while policy.should_retry(error, attempt):
+            if self.stopping:  # no "retrying in" line for a retry that will not be made
+                logger.warning(
+                    "handler %r failed on event %s (attempt %d, %s: %s); not retried here: "
+                    "the listener is stopping",
+                    spec.name,
+                    event_id,
+                    attempt,
+                    type(error).__name__,
+                    error,
+                )
+                return GIVE_BACK
             delay = policy.delay(attempt)
             logger.warning(
                 "handler %r failed on event %s (attempt %d, %s: %s); retrying in %.2fs",
@@ -156,6 +167,7 @@ class Retrier:
     async def give_back(self, delivery: Delivery) -> None:
         """Stopping with retries left: the broker delivers the message again later."""
         logger.info("stopping: a message on %r with retries left goes back", delivery.topic)
+        given_back(delivery)
         try:
             await delivery.nack()
         except (Exception, asyncio.CancelledError) as error:
