@@ -79,4 +79,3 @@ async def test_no_retry_line_for_a_retry_cut_by_the_stop(
     assert delivery.outcomes == ["nack"]
     assert "goes back" in caplog.text
     assert "retrying in" not in caplog.text
-
