@@ -26,6 +26,8 @@ logger = logging.getLogger("dispytch.listener")
 handling_listener: contextvars.ContextVar[EventListener | None] = contextvars.ContextVar(
     "dispytch_handling_listener", default=None
 )
+#: handler names the start-up line shows before "and N more"
+_SHOWN_HANDLERS = 10
 _RECEIVE_BACKOFF = ExponentialBackoff(initial=0.5, max_delay=15.0, jitter=True)
 
 
@@ -168,6 +170,7 @@ class EventListener:
             await self.consumer.start(self._router.subscriptions)
             self._pool = OrderedWorkerPool(self._dispatcher.handle, self.max_concurrency)
             self._fetch_task = asyncio.create_task(self._fetch(self._pool), name="dispytch-fetch")
+            logger.info("listening: %s", self.describe())
             self._started.set()
             with signals.stop_on_signals(self) if handle_signals else contextlib.nullcontext():
                 await asyncio.wait({self._fetch_task})
@@ -220,6 +223,19 @@ class EventListener:
     @property
     def running(self) -> bool:
         return self._running
+
+    def describe(self) -> str:
+        """What the listener runs, in one line (logged at start): the consumer (backend, group,
+        where; credentials masked), the subscriptions, the handlers and `max_concurrency`."""
+        names = [spec.name for spec in self._router.specs]
+        shown = ", ".join(names[:_SHOWN_HANDLERS])
+        if len(names) > _SHOWN_HANDLERS:
+            shown += f" and {len(names) - _SHOWN_HANDLERS} more"
+        topics = ", ".join(repr(sub.pattern) for sub in self._router.subscriptions)
+        return (
+            f"{self.consumer.describe()}; subscriptions: {topics or 'none'}; "
+            f"{len(names)} handler(s): {shown or 'none'}; max_concurrency={self.max_concurrency}"
+        )
 
     # -- internals ----------------------------------------------------------------------------
 
