@@ -92,6 +92,7 @@ class OrderedWorkerPool:
         self._woken = 0
         self._room: asyncio.Future[None] | None = None
         self._drained: asyncio.Future[None] | None = None
+        self._drain_cut = False
         self._closing = False
         inside_pool = _running_pool.set(self)  # copied into each worker's context
         try:
@@ -153,9 +154,12 @@ class OrderedWorkerPool:
                 return
 
     async def drain(self, timeout: float | None) -> bool:
-        """Wait until every submitted delivery was handled; False if `timeout` ran out."""
+        """Wait until every submitted delivery was handled; False if `timeout` ran out or
+        `stop_draining()` cut the wait short."""
         if self._in_flight == 0:
             return True
+        if self._drain_cut:
+            return False
         self._drained = asyncio.get_running_loop().create_future()
         try:
             await asyncio.wait_for(asyncio.shield(self._drained), timeout)
@@ -163,7 +167,13 @@ class OrderedWorkerPool:
             return False
         finally:
             self._drained = None
-        return True
+        return self._in_flight == 0
+
+    def stop_draining(self) -> None:
+        """End `drain()` now, and every later one at once (a forced stop)."""
+        self._drain_cut = True
+        if self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
 
     async def close(self) -> None:
         """Cancel the workers (and any handler still running: its delivery stays unsettled)."""
