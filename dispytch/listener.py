@@ -173,8 +173,8 @@ class EventListener:
             )
         # inherited by the workers (and the tasks they start): stop() knows it is called by one
         inside_handlers = handling_listener.set(self)
-        # the signal handlers stay for the shutdown: a second signal forces it (signals.py)
-        with signals.stop_on_signals(self) if handle_signals else contextlib.nullcontext():
+        # installed once started, and kept for the shutdown: a second signal forces it
+        with contextlib.ExitStack() as on_signals:
             try:
                 self.consumer.prepare(ListenerNeeds(self.max_concurrency, bool(delayed)))
                 await self.consumer.start(self._router.subscriptions)
@@ -184,6 +184,8 @@ class EventListener:
                 )
                 logger.info("listening: %s", self.describe())
                 self._started.set()
+                if handle_signals:
+                    on_signals.enter_context(signals.stop_on_signals(self))
                 await asyncio.wait({self._fetch_task})
             except asyncio.CancelledError:
                 self._request_stop()
