@@ -31,6 +31,10 @@ logger = logging.getLogger("dispytch.listener")
 handling_listener: contextvars.ContextVar[EventListener | None] = contextvars.ContextVar(
     "dispytch_handling_listener", default=None
 )
+#: seconds each of the consumer's stop() and close() may take once a second signal forced the exit
+FORCED_CLOSE_TIMEOUT = 2.0
+#: handler names the start-up line shows before "and N more"
+_SHOWN_HANDLERS = 10
 _RECEIVE_BACKOFF = ExponentialBackoff(initial=0.5, max_delay=15.0, jitter=True)
 
 
@@ -91,6 +95,10 @@ class EventListener:
         self._pool: OrderedWorkerPool | None = None
         #: what made the listener stop on its own (raised from `listen()` after the shutdown)
         self._failure: BaseException | None = None
+        #: the signal that forced the shutdown (`force_stop`), if one did
+        self._forced_by: int | None = None
+        #: what bounds each consumer call of the shutdown (shorter once forced)
+        self._close_bound = close_timeout
 
     # -- registration -------------------------------------------------------------------------
 
@@ -209,6 +217,8 @@ class EventListener:
         self._running = True
         self._stopping = False
         self._failure = None
+        self._forced_by = None
+        self._close_bound = self.close_timeout
         self._dispatcher.retrier.reset()
         self._started.clear()
         self._finished.clear()
@@ -225,21 +235,29 @@ class EventListener:
             )
         # inherited by the workers (and the tasks they start): stop() knows it is called by one
         inside_handlers = handling_listener.set(self)
-        try:
-            self._bind_handlers()
-            self.consumer.prepare(ListenerNeeds(self.max_concurrency, bool(delayed)))
-            await self.consumer.start(self._router.subscriptions)
-            self._pool = OrderedWorkerPool(self._dispatcher.entry(), self.max_concurrency)
-            self._fetch_task = asyncio.create_task(self._fetch(self._pool), name="dispytch-fetch")
-            self._started.set()
-            with signals.stop_on_signals(self) if handle_signals else contextlib.nullcontext():
+        # installed once started, and kept for the shutdown: a second signal forces it
+        with contextlib.ExitStack() as on_signals:
+            try:
+                self._bind_handlers()
+                self.consumer.prepare(ListenerNeeds(self.max_concurrency, bool(delayed)))
+                await self.consumer.start(self._router.subscriptions)
+                self._pool = OrderedWorkerPool(self._dispatcher.entry(), self.max_concurrency)
+                self._fetch_task = asyncio.create_task(
+                    self._fetch(self._pool), name="dispytch-fetch"
+                )
+                logger.info("listening: %s", self.describe())
+                self._started.set()
+                if handle_signals:
+                    on_signals.enter_context(signals.stop_on_signals(self))
                 await asyncio.wait({self._fetch_task})
-        except asyncio.CancelledError:
-            self._request_stop()
-            raise
-        finally:
-            await self._shutdown()
-            handling_listener.reset(inside_handlers)
+            except asyncio.CancelledError:
+                self._request_stop()
+                raise
+            finally:
+                await self._shutdown()
+                handling_listener.reset(inside_handlers)
+        if self._forced_by is not None:
+            raise SystemExit(128 + self._forced_by)
         if self._failure is not None:
             raise self._failure
 
@@ -252,6 +270,19 @@ class EventListener:
         if handling_listener.get() is self:
             return  # called by one of our own handlers: waiting would wait for itself
         await self._finished.wait()
+
+    def force_stop(self, signum: int) -> None:
+        """Cut the shutdown short (a second SIGINT/SIGTERM): cancel the running handlers now
+        (their messages stay unsettled: the broker delivers them again) and bound the
+        consumer's stop and close by `FORCED_CLOSE_TIMEOUT`; `listen()` then raises
+        `SystemExit(128 + signum)`."""
+        if not self._running:
+            return
+        self._forced_by = signum
+        self._close_bound = min(self.close_timeout, FORCED_CLOSE_TIMEOUT)
+        self._request_stop()
+        if self._pool is not None:
+            self._pool.stop_draining()
 
     def run(self) -> None:
         """Run the listener as the main program until SIGINT or SIGTERM."""
@@ -283,6 +314,19 @@ class EventListener:
     @property
     def running(self) -> bool:
         return self._running
+
+    def describe(self) -> str:
+        """What the listener runs, in one line (logged at start): the consumer (backend, group,
+        where; credentials masked), the subscriptions, the handlers and `max_concurrency`."""
+        names = [spec.name for spec in self._router.specs]
+        shown = ", ".join(names[:_SHOWN_HANDLERS])
+        if len(names) > _SHOWN_HANDLERS:
+            shown += f" and {len(names) - _SHOWN_HANDLERS} more"
+        topics = ", ".join(repr(sub.pattern) for sub in self._router.subscriptions)
+        return (
+            f"{self.consumer.describe()}; subscriptions: {topics or 'none'}; "
+            f"{len(names)} handler(s): {shown or 'none'}; max_concurrency={self.max_concurrency}"
+        )
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -342,7 +386,13 @@ class EventListener:
             await self._limited("stopping the consumer", self.consumer.stop())
             pool = self._pool
             if pool is not None:
-                if not await pool.drain(self.shutdown_grace):
+                if not await pool.drain(self.shutdown_grace) and self._forced_by is not None:
+                    logger.warning(
+                        "forced exit: cancelling %d running handler(s) now (their messages "
+                        "stay unsettled and will be delivered again)",
+                        pool.in_flight,
+                    )
+                elif pool.in_flight:
                     logger.warning(
                         "%d handler(s) still running after the %.1fs grace period; cancelling "
                         "them (their messages stay unsettled and will be delivered again)",
@@ -368,7 +418,7 @@ class EventListener:
         task = asyncio.ensure_future(call)
         task.add_done_callback(_retrieve_outcome)
         try:
-            await asyncio.wait({task}, timeout=self.close_timeout)
+            await asyncio.wait({task}, timeout=self._close_bound)
         except asyncio.CancelledError:
             task.cancel()
             raise
@@ -377,7 +427,7 @@ class EventListener:
             logger.warning(
                 "%s took longer than %.1fs (is the broker down?); going on without it",
                 what,
-                self.close_timeout,
+                self._close_bound,
             )
         elif task.cancelled():
             logger.error("error while %s: the client raised CancelledError", what)

@@ -24,6 +24,7 @@ from dispytch.errors import ConsumerStoppedError
 from dispytch.kafka._client import (
     bounded,
     connection_options,
+    describe_consumer,
     group_id,
     install_listener,
     is_started,
@@ -211,6 +212,9 @@ class KafkaConsumer(Consumer):
         self._pattern = pattern
         self._choose_retry_topic(group_id)
         return self
+
+    def describe(self) -> str:
+        return describe_consumer(self._client, self._create_options)
 
     @property
     def client(self) -> AIOKafkaConsumer | None:

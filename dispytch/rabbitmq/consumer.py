@@ -149,6 +149,14 @@ class RabbitMQConsumer(Consumer):
         consumer._reconnect_interval = reconnect_interval
         return consumer
 
+    def describe(self) -> str:
+        if self._url is None:
+            return f"RabbitMQConsumer(queues={self.queue_names!r})"
+        return (
+            f"RabbitMQConsumer(group={self._group!r}, url={self._masked(self._url)!r}, "
+            f"queue={self._topology.queue(self._group or '')!r})"
+        )
+
     @property
     def queue_names(self) -> list[str]:
         return [queue.name for queue in self._queues]
