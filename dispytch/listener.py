@@ -84,8 +84,11 @@ class EventListener:
         self._own_handlers.attach(self)
         self._running = False
         self._stopping = False
-        self._started = asyncio.Event()
-        self._finished = asyncio.Event()
+        #: set when the shutdown of the current (or last) listen() is complete; a new one per
+        #: listen(), so that a listener can run again, in another event loop too
+        self._finished: asyncio.Event | None = None
+        self._start_task: asyncio.Task[None] | None = None
+        self._stop_requested: asyncio.Future[None] | None = None
         self._fetch_task: asyncio.Task[None] | None = None
         self._listen_task: asyncio.Task[None] | None = None
         self._pool: OrderedWorkerPool | None = None
@@ -202,6 +205,11 @@ class EventListener:
     async def listen(self, *, handle_signals: bool | None = None) -> None:
         """Receive and handle events until `stop()` (or SIGINT/SIGTERM when `handle_signals`;
         by default when running in the main thread). Returns after a graceful shutdown."""
+        await self._listen(handle_signals, None)
+
+    async def _listen(
+        self, handle_signals: bool | None, started: asyncio.Future[None] | None
+    ) -> None:
         if self._running:
             raise RuntimeError("this listener is already listening")
         if not self._router.specs:
@@ -209,9 +217,8 @@ class EventListener:
         self._running = True
         self._stopping = False
         self._failure = None
+        self._finished = asyncio.Event()
         self._dispatcher.retrier.reset()
-        self._started.clear()
-        self._finished.clear()
         if handle_signals is None:
             handle_signals = threading.current_thread() is threading.main_thread()
         native_delay = self.consumer.capabilities.native_delay
@@ -227,13 +234,17 @@ class EventListener:
         inside_handlers = handling_listener.set(self)
         try:
             self._bind_handlers()
-            self.consumer.prepare(ListenerNeeds(self.max_concurrency, bool(delayed)))
-            await self.consumer.start(self._router.subscriptions)
-            self._pool = OrderedWorkerPool(self._dispatcher.entry(), self.max_concurrency)
-            self._fetch_task = asyncio.create_task(self._fetch(self._pool), name="dispytch-fetch")
-            self._started.set()
+            # signals stop a listener that is still starting too (a broker that is slow to answer)
             with signals.stop_on_signals(self) if handle_signals else contextlib.nullcontext():
-                await asyncio.wait({self._fetch_task})
+                self.consumer.prepare(ListenerNeeds(self.max_concurrency, bool(delayed)))
+                if await self._start_consumer():
+                    self._pool = OrderedWorkerPool(self._dispatcher.entry(), self.max_concurrency)
+                    self._fetch_task = asyncio.create_task(
+                        self._fetch(self._pool), name="dispytch-fetch"
+                    )
+                    if started is not None and not started.done():
+                        started.set_result(None)
+                    await asyncio.wait({self._fetch_task})
         except asyncio.CancelledError:
             self._request_stop()
             raise
@@ -243,29 +254,73 @@ class EventListener:
         if self._failure is not None:
             raise self._failure
 
+    async def _start_consumer(self) -> bool:
+        """Start the consumer in a task of its own, which `stop()` cancels. False when the
+        listener was stopped meanwhile (it must not fetch then); raises what the start raised."""
+        if self._stopping:
+            return False
+        start = asyncio.create_task(
+            self.consumer.start(self._router.subscriptions), name="dispytch-consumer-start"
+        )
+        self._start_task = start
+        stop_requested = asyncio.get_running_loop().create_future()
+        self._stop_requested = stop_requested
+        try:
+            # a start that does not give up when cancelled is not waited for here: the shutdown
+            # bounds its wait for it
+            await asyncio.wait({start, stop_requested}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self._stop_requested = None
+        if self._stopping:
+            # stopped while starting: whatever the interrupted start raised is no failure
+            if start.done() and not start.cancelled() and start.exception() is not None:
+                logger.debug("the consumer's interrupted start raised %r", start.exception())
+            return False
+        if start.cancelled():  # by the consumer itself: a failure to start, not a stop
+            raise RuntimeError("the consumer's start was cancelled")
+        start.result()  # the start-up error (an unreachable broker, ...)
+        return True
+
     async def stop(self) -> None:
         """Stop fetching, let running handlers finish (up to `shutdown_grace`), settle, close.
-        Called from inside a handler, it only asks for the stop and returns at once."""
-        if not self._running:
+        Called while the consumer is still starting, it cancels the start. Called from inside
+        a handler, it only asks for the stop and returns at once. Does nothing when the
+        listener is not running."""
+        finished = self._finished
+        if not self._running or finished is None:
             return
         self._request_stop()
         if handling_listener.get() is self:
             return  # called by one of our own handlers: waiting would wait for itself
-        await self._finished.wait()
+        await finished.wait()
 
     def run(self) -> None:
         """Run the listener as the main program until SIGINT or SIGTERM."""
-        asyncio.run(self.listen(handle_signals=True))
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            asyncio.run(self.listen(handle_signals=True))
+            return
+        raise RuntimeError(
+            "run() starts an event loop of its own and cannot be called from a running one: "
+            "use `await listener.listen()` there"
+        )
 
     async def __aenter__(self) -> EventListener:
-        self._listen_task = asyncio.create_task(self.listen(handle_signals=False))
-        started = asyncio.create_task(self._started.wait())
-        done, _ = await asyncio.wait(
-            {self._listen_task, started}, return_when=asyncio.FIRST_COMPLETED
-        )
-        if self._listen_task in done:
-            started.cancel()
-            self._listen_task.result()  # raises the start-up error
+        if self._running:
+            raise RuntimeError("this listener is already listening")
+        started = asyncio.get_running_loop().create_future()
+        listening = asyncio.create_task(self._listen(False, started), name="dispytch-listen")
+        self._listen_task = listening
+        try:
+            await asyncio.wait({listening, started}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            # given up while starting (a timeout around `async with`): nothing may stay running
+            await self._abandon(listening)
+            raise
+        if not started.done():
+            self._listen_task = None
+            listening.result()  # raises the start-up error
             raise RuntimeError("the listener stopped while starting")
         return self
 
@@ -277,8 +332,8 @@ class EventListener:
     ) -> None:
         await self.stop()
         if self._listen_task is not None:
-            await self._listen_task
-            self._listen_task = None
+            listening, self._listen_task = self._listen_task, None
+            await listening
 
     @property
     def running(self) -> bool:
@@ -291,8 +346,20 @@ class EventListener:
             return
         self._stopping = True
         self._dispatcher.retrier.stop()
-        if self._fetch_task is not None:
-            self._fetch_task.cancel()
+        for task in (self._start_task, self._fetch_task):
+            if task is not None:
+                task.cancel()
+        if self._stop_requested is not None and not self._stop_requested.done():
+            self._stop_requested.set_result(None)
+
+    async def _abandon(self, listening: asyncio.Task[None]) -> None:
+        """Cancel a listen() task and wait for its shutdown (even when cancelled again)."""
+        self._listen_task = None
+        listening.cancel()
+        try:
+            await asyncio.wait({listening})
+        finally:
+            listening.add_done_callback(_retrieve)
 
     async def _fetch(self, pool: OrderedWorkerPool) -> None:
         receive_many = self.consumer.receive_many
@@ -336,9 +403,24 @@ class EventListener:
     async def _shutdown(self) -> None:
         self._request_stop()
         try:
-            if self._fetch_task is not None:
+            start = self._start_task
+            if start is not None and not start.done():
+                # cancelled by _request_stop() (once: a second cancel could interrupt the
+                # start's own clean-up); a start that goes on is not waited for beyond
+                # close_timeout
+                await asyncio.wait({start}, timeout=self.close_timeout)
+                if not start.done():
+                    logger.warning(
+                        "the consumer's start did not end within %.1fs of its cancellation; "
+                        "going on without it",
+                        self.close_timeout,
+                    )
+                start.add_done_callback(_retrieve)
+            fetch = self._fetch_task
+            if fetch is not None:
+                fetch.cancel()  # also when a stop was requested before the fetch began
                 with contextlib.suppress(asyncio.CancelledError):
-                    await self._fetch_task
+                    await fetch
             await self._limited("stopping the consumer", self.consumer.stop())
             pool = self._pool
             if pool is not None:
@@ -353,9 +435,11 @@ class EventListener:
             await self._limited("closing the consumer", self.consumer.close())
         finally:
             self._pool = None
+            self._start_task = None
             self._fetch_task = None
             self._running = False
-            self._finished.set()
+            if self._finished is not None:
+                self._finished.set()
 
     async def _limited(self, what: str, call: Awaitable[None]) -> None:
         """A consumer call during shutdown, bounded by `close_timeout`: a client that waits for
@@ -389,5 +473,11 @@ class EventListener:
 
 def _retrieve_outcome(task: asyncio.Future[None]) -> None:
     """Mark the outcome of a task given up on as seen (no "never retrieved" warning)."""
+    if not task.cancelled():
+        task.exception()
+
+
+def _retrieve(task: asyncio.Task[None]) -> None:
+    """Mark a task's outcome as seen: it was abandoned on purpose (see the caller)."""
     if not task.cancelled():
         task.exception()
