@@ -5,6 +5,8 @@ docs/concepts.md, "The listener's lifecycle")."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import warnings
 from collections.abc import Sequence
 
@@ -156,6 +158,25 @@ async def test_cancelling_listen_after_a_stop_during_start_ends_it() -> None:
     assert listening.done()
     await asyncio.wait_for(stopping, PROMPT)
     assert not listener.running
+
+
+async def test_sigterm_while_the_consumer_is_starting_stops_the_listener() -> None:
+    broker = InMemoryBroker()
+    consumer = GatedConsumer(broker.consumer("g"))
+    listener = make_listener(consumer, [])
+    listening = asyncio.create_task(listener.listen(handle_signals=True))
+    try:
+        await asyncio.wait_for(consumer.starting.wait(), PROMPT)
+        # never send SIGTERM unless the listener installed its handler: it would kill pytest
+        assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+        os.kill(os.getpid(), signal.SIGTERM)
+        await asyncio.wait_for(listening, PROMPT)
+    finally:
+        if not listening.done():
+            await asyncio.wait_for(listener.stop(), PROMPT)
+    assert consumer.cancelled_starts == 1
+    assert not listener.running
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
 
 
 # -- `async with` given up during start-up ----------------------------------------------------
