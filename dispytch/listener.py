@@ -353,7 +353,8 @@ class EventListener:
             self._stop_requested.set_result(None)
 
     async def _abandon(self, listening: asyncio.Task[None]) -> None:
-        """Cancel a listen() task and wait for its shutdown (even when cancelled again)."""
+        """Cancel a listen() task and wait for its shutdown (cancelled again, the caller stops
+        waiting; the shutdown goes on in the task)."""
         self._listen_task = None
         listening.cancel()
         try:
