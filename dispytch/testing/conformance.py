@@ -275,6 +275,15 @@ class ConformanceSuite(ListenerScenarios):
         await consumer.close()
         await consumer.close()  # closing twice is harmless
 
+    async def test_a_closed_consumer_starts_again(self, session: Session) -> None:
+        topic = await session.harness.new_topic()
+        consumer, producer = await session.consumer([topic]), await session.producer()
+        for value in (b"first run", b"second run"):
+            await producer.send(message(topic, value))
+            assert [d.value for d in await session.receive_many(consumer, 1)] == [value]
+            await consumer.close()
+            await consumer.start([Subscription.parse(topic, session.harness.delimiter)])
+
     async def test_listener_handles_events_and_dead_letters_failures(
         self, session: Session
     ) -> None:
