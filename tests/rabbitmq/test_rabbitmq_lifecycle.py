@@ -138,6 +138,24 @@ async def test_async_with_given_up_while_connecting_leaves_nothing_running(
     assert setup.handled == []
 
 
+async def test_cancelling_listen_while_connecting_leaves_no_connection_behind(
+    rabbitmq_url: str, names: Names, gate: BrokerGate
+) -> None:
+    setup = Setup(rabbitmq_url, names)
+    await gate.hold()
+    listener = setup.listener(through(gate, rabbitmq_url))
+    listening = asyncio.create_task(listener.listen(handle_signals=False))
+    await eventually(lambda: _true(gate.accepted > 0), PROMPT)
+
+    listening.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(listening, PROMPT)
+    await gate.open()  # a connection attempt still going on would complete now
+
+    assert not listener.running
+    await eventually(lambda: _true(gate.open_connections == 0), PROMPT)
+
+
 async def test_listen_again_once_the_broker_that_was_down_answers(
     rabbitmq_url: str, names: Names, gate: BrokerGate
 ) -> None:
