@@ -7,7 +7,7 @@ import contextlib
 import contextvars
 import logging
 import threading
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -24,6 +24,7 @@ from dispytch.routing.router import Router
 from dispytch.scheduling import OrderedWorkerPool, withdraw_cancel_requests
 from dispytch.serialization.base import Deserializer
 from dispytch.serialization.codec import Codec, SerializerCodec, default_codecs
+from dispytch.shutdown import limited, retrieve_outcome, wait_cancelled
 
 logger = logging.getLogger("dispytch.listener")
 
@@ -360,7 +361,7 @@ class EventListener:
         try:
             await asyncio.wait({listening})
         finally:
-            listening.add_done_callback(_retrieve)
+            listening.add_done_callback(retrieve_outcome)
 
     async def _fetch(self, pool: OrderedWorkerPool) -> None:
         receive_many = self.consumer.receive_many
@@ -404,25 +405,16 @@ class EventListener:
     async def _shutdown(self) -> None:
         self._request_stop()
         try:
-            start = self._start_task
-            if start is not None and not start.done():
-                # cancelled by _request_stop() (once: a second cancel could interrupt the
-                # start's own clean-up); a start that goes on is not waited for beyond
-                # close_timeout
-                await asyncio.wait({start}, timeout=self.close_timeout)
-                if not start.done():
-                    logger.warning(
-                        "the consumer's start did not end within %.1fs of its cancellation; "
-                        "going on without it",
-                        self.close_timeout,
-                    )
-                start.add_done_callback(_retrieve)
+            if self._start_task is not None:
+                # cancelled by _request_stop(), once: a second cancel could cut short the
+                # start's own clean-up
+                await wait_cancelled("the consumer's start", self._start_task, self.close_timeout)
             fetch = self._fetch_task
             if fetch is not None:
                 fetch.cancel()  # also when a stop was requested before the fetch began
                 with contextlib.suppress(asyncio.CancelledError):
                     await fetch
-            await self._limited("stopping the consumer", self.consumer.stop())
+            await limited("stopping the consumer", self.consumer.stop(), self.close_timeout)
             pool = self._pool
             if pool is not None:
                 if not await pool.drain(self.shutdown_grace):
@@ -433,7 +425,7 @@ class EventListener:
                         self.shutdown_grace,
                     )
                 await pool.close()
-            await self._limited("closing the consumer", self.consumer.close())
+            await limited("closing the consumer", self.consumer.close(), self.close_timeout)
         finally:
             self._pool = None
             self._start_task = None
@@ -442,43 +434,3 @@ class EventListener:
             if self._finished is not None:
                 self._finished.set()
 
-    async def _limited(self, what: str, call: Awaitable[None]) -> None:
-        """A consumer call during shutdown, bounded by `close_timeout`: a client that waits for
-        a broker that is gone (a final commit, a consumer cancel) must not keep the process
-        from exiting. What it did not settle is delivered again.
-
-        The call runs in a task of its own, so that a `CancelledError` it raises (a client's
-        future cancelled under it) is told apart from the cancellation of `listen()` on every
-        Python version: the first is logged like any error, the second goes on up."""
-        task = asyncio.ensure_future(call)
-        task.add_done_callback(_retrieve_outcome)
-        try:
-            await asyncio.wait({task}, timeout=self.close_timeout)
-        except asyncio.CancelledError:
-            task.cancel()
-            raise
-        if not task.done():
-            task.cancel()
-            logger.warning(
-                "%s took longer than %.1fs (is the broker down?); going on without it",
-                what,
-                self.close_timeout,
-            )
-        elif task.cancelled():
-            logger.error("error while %s: the client raised CancelledError", what)
-        elif (error := task.exception()) is not None:
-            if not isinstance(error, Exception):
-                raise error
-            logger.error("error while %s", what, exc_info=error)
-
-
-def _retrieve_outcome(task: asyncio.Future[None]) -> None:
-    """Mark the outcome of a task given up on as seen (no "never retrieved" warning)."""
-    if not task.cancelled():
-        task.exception()
-
-
-def _retrieve(task: asyncio.Task[None]) -> None:
-    """Mark a task's outcome as seen: it was abandoned on purpose (see the caller)."""
-    if not task.cancelled():
-        task.exception()
