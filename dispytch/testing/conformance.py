@@ -24,12 +24,13 @@ from dispytch.backends.base import Consumer
 from dispytch.errors import ConsumerStoppedError
 from dispytch.reasons import DLQ_HEADER_PREFIX, DeadLetterReason, dead_letter_headers
 from dispytch.testing.harness import BackendHarness, Session, message, new_name
+from dispytch.testing.lifecycle_scenarios import LifecycleScenarios
 from dispytch.testing.listener_scenarios import ListenerScenarios
 
 __all__ = ["BackendHarness", "ConformanceSuite", "Session", "message", "new_name"]
 
 
-class ConformanceSuite(ListenerScenarios):
+class ConformanceSuite(ListenerScenarios, LifecycleScenarios):
     """The scenarios. Subclasses provide the `harness` fixture."""
 
     @pytest.fixture
@@ -274,15 +275,6 @@ class ConformanceSuite(ListenerScenarios):
             await consumer.receive()
         await consumer.close()
         await consumer.close()  # closing twice is harmless
-
-    async def test_a_closed_consumer_starts_again(self, session: Session) -> None:
-        topic = await session.harness.new_topic()
-        consumer, producer = await session.consumer([topic]), await session.producer()
-        for value in (b"first run", b"second run"):
-            await producer.send(message(topic, value))
-            assert [d.value for d in await session.receive_many(consumer, 1)] == [value]
-            await consumer.close()
-            await consumer.start([Subscription.parse(topic, session.harness.delimiter)])
 
     async def test_listener_handles_events_and_dead_letters_failures(
         self, session: Session
