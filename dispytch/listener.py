@@ -7,7 +7,7 @@ import contextlib
 import contextvars
 import logging
 import threading
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -24,6 +24,7 @@ from dispytch.routing.router import Router
 from dispytch.scheduling import OrderedWorkerPool, withdraw_cancel_requests
 from dispytch.serialization.base import Deserializer
 from dispytch.serialization.codec import Codec, SerializerCodec, default_codecs
+from dispytch.shutdown import limited, retrieve_outcome, wait_cancelled
 
 logger = logging.getLogger("dispytch.listener")
 
@@ -88,8 +89,11 @@ class EventListener:
         self._own_handlers.attach(self)
         self._running = False
         self._stopping = False
-        self._started = asyncio.Event()
-        self._finished = asyncio.Event()
+        #: set when the shutdown of the current (or last) listen() is complete; a new one per
+        #: listen(), so that a listener can run again, in another event loop too
+        self._finished: asyncio.Event | None = None
+        self._start_task: asyncio.Task[None] | None = None
+        self._stop_requested: asyncio.Future[None] | None = None
         self._fetch_task: asyncio.Task[None] | None = None
         self._listen_task: asyncio.Task[None] | None = None
         self._pool: OrderedWorkerPool | None = None
@@ -210,6 +214,11 @@ class EventListener:
     async def listen(self, *, handle_signals: bool | None = None) -> None:
         """Receive and handle events until `stop()` (or SIGINT/SIGTERM when `handle_signals`;
         by default when running in the main thread). Returns after a graceful shutdown."""
+        await self._listen(handle_signals, None)
+
+    async def _listen(
+        self, handle_signals: bool | None, started: asyncio.Future[None] | None
+    ) -> None:
         if self._running:
             raise RuntimeError("this listener is already listening")
         if not self._router.specs:
@@ -219,9 +228,8 @@ class EventListener:
         self._failure = None
         self._forced_by = None
         self._close_bound = self.close_timeout
+        self._finished = asyncio.Event()
         self._dispatcher.retrier.reset()
-        self._started.clear()
-        self._finished.clear()
         if handle_signals is None:
             handle_signals = threading.current_thread() is threading.main_thread()
         native_delay = self.consumer.capabilities.native_delay
@@ -235,21 +243,21 @@ class EventListener:
             )
         # inherited by the workers (and the tasks they start): stop() knows it is called by one
         inside_handlers = handling_listener.set(self)
-        # installed once started, and kept for the shutdown: a second signal forces it
-        with contextlib.ExitStack() as on_signals:
+        # installed before the start (a broker slow to answer) and kept for the shutdown: a
+        # second signal forces the exit
+        with signals.stop_on_signals(self) if handle_signals else contextlib.nullcontext():
             try:
                 self._bind_handlers()
                 self.consumer.prepare(ListenerNeeds(self.max_concurrency, bool(delayed)))
-                await self.consumer.start(self._router.subscriptions)
-                self._pool = OrderedWorkerPool(self._dispatcher.entry(), self.max_concurrency)
-                self._fetch_task = asyncio.create_task(
-                    self._fetch(self._pool), name="dispytch-fetch"
-                )
-                logger.info("listening: %s", self.describe())
-                self._started.set()
-                if handle_signals:
-                    on_signals.enter_context(signals.stop_on_signals(self))
-                await asyncio.wait({self._fetch_task})
+                if await self._start_consumer():
+                    self._pool = OrderedWorkerPool(self._dispatcher.entry(), self.max_concurrency)
+                    self._fetch_task = asyncio.create_task(
+                        self._fetch(self._pool), name="dispytch-fetch"
+                    )
+                    logger.info("listening: %s", self.describe())
+                    if started is not None and not started.done():
+                        started.set_result(None)
+                    await asyncio.wait({self._fetch_task})
             except asyncio.CancelledError:
                 self._request_stop()
                 raise
@@ -261,15 +269,45 @@ class EventListener:
         if self._failure is not None:
             raise self._failure
 
+    async def _start_consumer(self) -> bool:
+        """Start the consumer in a task of its own, which `stop()` cancels. False when the
+        listener was stopped meanwhile (it must not fetch then); raises what the start raised."""
+        if self._stopping:
+            return False
+        start = asyncio.create_task(
+            self.consumer.start(self._router.subscriptions), name="dispytch-consumer-start"
+        )
+        self._start_task = start
+        stop_requested = asyncio.get_running_loop().create_future()
+        self._stop_requested = stop_requested
+        try:
+            # a start that does not give up when cancelled is not waited for here: the shutdown
+            # bounds its wait for it
+            await asyncio.wait({start, stop_requested}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self._stop_requested = None
+        if self._stopping:
+            # stopped while starting: whatever the interrupted start raised is no failure
+            if start.done() and not start.cancelled() and start.exception() is not None:
+                logger.debug("the consumer's interrupted start raised %r", start.exception())
+            return False
+        if start.cancelled():  # by the consumer itself: a failure to start, not a stop
+            raise RuntimeError("the consumer's start was cancelled")
+        start.result()  # the start-up error (an unreachable broker, ...)
+        return True
+
     async def stop(self) -> None:
         """Stop fetching, let running handlers finish (up to `shutdown_grace`), settle, close.
-        Called from inside a handler, it only asks for the stop and returns at once."""
-        if not self._running:
+        Called while the consumer is still starting, it cancels the start. Called from inside
+        a handler, it only asks for the stop and returns at once. Does nothing when the
+        listener is not running."""
+        finished = self._finished
+        if not self._running or finished is None:
             return
         self._request_stop()
         if handling_listener.get() is self:
             return  # called by one of our own handlers: waiting would wait for itself
-        await self._finished.wait()
+        await finished.wait()
 
     def force_stop(self, signum: int) -> None:
         """Cut the shutdown short (a second SIGINT/SIGTERM): cancel the running handlers now
@@ -286,17 +324,31 @@ class EventListener:
 
     def run(self) -> None:
         """Run the listener as the main program until SIGINT or SIGTERM."""
-        asyncio.run(self.listen(handle_signals=True))
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            asyncio.run(self.listen(handle_signals=True))
+            return
+        raise RuntimeError(
+            "run() starts an event loop of its own and cannot be called from a running one: "
+            "use `await listener.listen()` there"
+        )
 
     async def __aenter__(self) -> EventListener:
-        self._listen_task = asyncio.create_task(self.listen(handle_signals=False))
-        started = asyncio.create_task(self._started.wait())
-        done, _ = await asyncio.wait(
-            {self._listen_task, started}, return_when=asyncio.FIRST_COMPLETED
-        )
-        if self._listen_task in done:
-            started.cancel()
-            self._listen_task.result()  # raises the start-up error
+        if self._running:
+            raise RuntimeError("this listener is already listening")
+        started = asyncio.get_running_loop().create_future()
+        listening = asyncio.create_task(self._listen(False, started), name="dispytch-listen")
+        self._listen_task = listening
+        try:
+            await asyncio.wait({listening, started}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            # given up while starting (a timeout around `async with`): nothing may stay running
+            await self._abandon(listening)
+            raise
+        if not started.done():
+            self._listen_task = None
+            listening.result()  # raises the start-up error
             raise RuntimeError("the listener stopped while starting")
         return self
 
@@ -308,8 +360,8 @@ class EventListener:
     ) -> None:
         await self.stop()
         if self._listen_task is not None:
-            await self._listen_task
-            self._listen_task = None
+            listening, self._listen_task = self._listen_task, None
+            await listening
 
     @property
     def running(self) -> bool:
@@ -335,8 +387,21 @@ class EventListener:
             return
         self._stopping = True
         self._dispatcher.retrier.stop()
-        if self._fetch_task is not None:
-            self._fetch_task.cancel()
+        for task in (self._start_task, self._fetch_task):
+            if task is not None:
+                task.cancel()
+        if self._stop_requested is not None and not self._stop_requested.done():
+            self._stop_requested.set_result(None)
+
+    async def _abandon(self, listening: asyncio.Task[None]) -> None:
+        """Cancel a listen() task and wait for its shutdown (cancelled again, the caller stops
+        waiting; the shutdown goes on in the task)."""
+        self._listen_task = None
+        listening.cancel()
+        try:
+            await asyncio.wait({listening})
+        finally:
+            listening.add_done_callback(retrieve_outcome)
 
     async def _fetch(self, pool: OrderedWorkerPool) -> None:
         receive_many = self.consumer.receive_many
@@ -380,10 +445,16 @@ class EventListener:
     async def _shutdown(self) -> None:
         self._request_stop()
         try:
-            if self._fetch_task is not None:
+            if self._start_task is not None:
+                # cancelled by _request_stop(), once: a second cancel could cut short the
+                # start's own clean-up
+                await wait_cancelled("the consumer's start", self._start_task, self._close_bound)
+            fetch = self._fetch_task
+            if fetch is not None:
+                fetch.cancel()  # also when a stop was requested before the fetch began
                 with contextlib.suppress(asyncio.CancelledError):
-                    await self._fetch_task
-            await self._limited("stopping the consumer", self.consumer.stop())
+                    await fetch
+            await limited("stopping the consumer", self.consumer.stop(), self._close_bound)
             pool = self._pool
             if pool is not None:
                 if not await pool.drain(self.shutdown_grace) and self._forced_by is not None:
@@ -400,44 +471,12 @@ class EventListener:
                         self.shutdown_grace,
                     )
                 await pool.close()
-            await self._limited("closing the consumer", self.consumer.close())
+            await limited("closing the consumer", self.consumer.close(), self._close_bound)
         finally:
             self._pool = None
+            self._start_task = None
             self._fetch_task = None
             self._running = False
-            self._finished.set()
+            if self._finished is not None:
+                self._finished.set()
 
-    async def _limited(self, what: str, call: Awaitable[None]) -> None:
-        """A consumer call during shutdown, bounded by `close_timeout`: a client that waits for
-        a broker that is gone (a final commit, a consumer cancel) must not keep the process
-        from exiting. What it did not settle is delivered again.
-
-        The call runs in a task of its own, so that a `CancelledError` it raises (a client's
-        future cancelled under it) is told apart from the cancellation of `listen()` on every
-        Python version: the first is logged like any error, the second goes on up."""
-        task = asyncio.ensure_future(call)
-        task.add_done_callback(_retrieve_outcome)
-        try:
-            await asyncio.wait({task}, timeout=self._close_bound)
-        except asyncio.CancelledError:
-            task.cancel()
-            raise
-        if not task.done():
-            task.cancel()
-            logger.warning(
-                "%s took longer than %.1fs (is the broker down?); going on without it",
-                what,
-                self._close_bound,
-            )
-        elif task.cancelled():
-            logger.error("error while %s: the client raised CancelledError", what)
-        elif (error := task.exception()) is not None:
-            if not isinstance(error, Exception):
-                raise error
-            logger.error("error while %s", what, exc_info=error)
-
-
-def _retrieve_outcome(task: asyncio.Future[None]) -> None:
-    """Mark the outcome of a task given up on as seen (no "never retrieved" warning)."""
-    if not task.cancelled():
-        task.exception()

@@ -161,6 +161,48 @@ async def test_emit_while_the_broker_is_down_raises_within_the_timeout(
         assert latency <= EMIT_TIMEOUT + EMIT_SLACK, f"{name}: {latency:.2f}s"
 
 
+@pytest.mark.parametrize("backend", ["kafka", "rabbitmq"])
+async def test_listener_starts_once_the_broker_is_back(
+    backend: str, streams: Any, brokers: Any, report: Any
+) -> None:
+    """The boot loop "listen(); on BrokerUnavailableError wait and listen() again" on one
+    listener: the broker is down at the first start, up at a later one."""
+    stream = await streams(backend)
+    handled: set[str] = set()
+    listener = EventListener(stream.consumer(), close_timeout=5)
+
+    @listener.handler(topic=stream.topic, event=TICK)
+    async def handle(event: Event[Tick]) -> None:
+        handled.add(event.id)
+
+    refused = 0
+    try:
+        await brokers.run("stop", backend)
+        with pytest.raises(BrokerUnavailableError):
+            await asyncio.wait_for(listener.listen(handle_signals=False), 60)
+        refused += 1
+        assert not listener.running
+    finally:
+        await brokers.run("start", backend)
+    back = time.monotonic()
+    async with stream.emitter() as emitter:
+        await emit_until_accepted(emitter, ticks(stream.topic, range(3)), back + 60)
+    while True:  # the broker may take a moment to take consumers again
+        try:
+            async with listener:
+                await wait_until(lambda: len(handled) == 3, 60, "the three ticks")
+            break
+        except BrokerUnavailableError:
+            refused += 1
+            assert time.monotonic() < back + 60, "the listener did not start again"
+            await asyncio.sleep(0.5)
+    assert handled == {tick_id(n) for n in range(3)}
+    report(
+        f"{backend}: a listener whose start failed with the broker down started on the same "
+        f"object {time.monotonic() - back:.1f}s after the restart ({refused} refused start(s))"
+    )
+
+
 #: a worker stopping while its broker is away must be gone within this (grace 3 s, plus the
 #: listener's close_timeout, 2 s in the worker, for each of the consumer's stop and close)
 EXIT_LIMIT = 10.0
