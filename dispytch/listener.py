@@ -7,19 +7,15 @@ import contextlib
 import contextvars
 import logging
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from types import TracebackType
-from typing import Any
 
 from dispytch import signals
 from dispytch.backends.base import Consumer, ListenerNeeds
-from dispytch.binding import bind
 from dispytch.dispatch import Dispatcher
 from dispytch.errors import BackendError, ConsumerStoppedError
-from dispytch.middleware.context import HandlerMiddleware, MessageMiddleware, compose
-from dispytch.overrides import DependencyOverrides
-from dispytch.retry import Backoff, ExponentialBackoff
-from dispytch.routing.group import HandlerFunc, HandlerGroup, HandlerSpec
+from dispytch.registry import HandlerRegistry
+from dispytch.retry import ExponentialBackoff
 from dispytch.routing.router import Router
 from dispytch.scheduling import OrderedWorkerPool, withdraw_cancel_requests
 from dispytch.serialization.base import Deserializer
@@ -39,7 +35,7 @@ _SHOWN_HANDLERS = 10
 _RECEIVE_BACKOFF = ExponentialBackoff(initial=0.5, max_delay=15.0, jitter=True)
 
 
-class EventListener:
+class EventListener(HandlerRegistry):
     """Runs handlers for the events a consumer receives.
 
     - `codecs`: wire formats besides the defaults, chosen by each message's `content-type`
@@ -75,19 +71,16 @@ class EventListener:
         self.max_concurrency = max_concurrency
         self.shutdown_grace = shutdown_grace
         self.close_timeout = close_timeout
-        self._router = Router(topic_delimiter)
-        self._dispatcher = Dispatcher(
-            self._router,
-            [*default_codecs(), *codecs],
-            dead_letter_unhandled,
-            None if deserializer is None else SerializerCodec(None, deserializer),
+        router = Router(topic_delimiter)
+        super().__init__(
+            router,
+            Dispatcher(
+                router,
+                [*default_codecs(), *codecs],
+                dead_letter_unhandled,
+                None if deserializer is None else SerializerCodec(None, deserializer),
+            ),
         )
-        self._message_middleware: list[MessageMiddleware] = []
-        self._handler_middleware: list[HandlerMiddleware] = []
-        self._overrides = DependencyOverrides(self._bind_handlers)
-        self._own_handlers = HandlerGroup()
-        self._own_handlers.attach(self)
-        self._running = False
         self._stopping = False
         #: set when the shutdown of the current (or last) listen() is complete; a new one per
         #: listen(), so that a listener can run again, in another event loop too
@@ -103,111 +96,6 @@ class EventListener:
         self._forced_by: int | None = None
         #: what bounds each consumer call of the shutdown (shorter once forced)
         self._close_bound = close_timeout
-
-    # -- registration -------------------------------------------------------------------------
-
-    def handler(
-        self,
-        *,
-        topic: str,
-        event: str,
-        retries: int = 0,
-        retry_on: type[BaseException] | Sequence[type[BaseException]] | None = None,
-        retry_interval: float | None = None,
-        backoff: Backoff | None = None,
-        delayed_retries: bool = False,
-        name: str | None = None,
-        middleware: Sequence[HandlerMiddleware] = (),
-    ) -> Callable[[HandlerFunc], HandlerFunc]:
-        """Register a handler directly on the listener (see `HandlerGroup.handler`)."""
-        return self._own_handlers.handler(
-            topic=topic,
-            event=event,
-            retries=retries,
-            retry_on=retry_on,
-            retry_interval=retry_interval,
-            backoff=backoff,
-            delayed_retries=delayed_retries,
-            name=name,
-            middleware=middleware,
-        )
-
-    @property
-    def dependency_overrides(self) -> DependencyOverrides:
-        """`listener.dependency_overrides[get_db] = fake_db`: call `fake_db` wherever a handler
-        (or a dependency, at any depth) asks for `get_db`; `del` or `.clear()` undoes it. Takes
-        effect at once, running or not. See docs/testing.md."""
-        return self._overrides
-
-    @dependency_overrides.setter
-    def dependency_overrides(
-        self, overrides: Mapping[Callable[..., Any], Callable[..., Any]]
-    ) -> None:
-        self._overrides.replace(overrides)
-
-    def message_middleware(self, middleware: MessageMiddleware) -> MessageMiddleware:
-        """Add (as a decorator) a middleware around every message: it sees the raw delivery
-        before decoding and, after `call_next`, the outcome it was settled with. The first
-        added is the outermost. See docs/middleware.md."""
-        self._refuse_while_running("message middleware")
-        self._message_middleware.append(middleware)
-        return middleware
-
-    def handler_middleware(self, middleware: HandlerMiddleware) -> HandlerMiddleware:
-        """Add (as a decorator) a middleware around every attempt of every handler, outside
-        the groups' and the handlers' own. See docs/middleware.md."""
-        self._refuse_while_running("handler middleware")
-        self._handler_middleware.append(middleware)
-        return middleware
-
-    def _refuse_while_running(self, what: str) -> None:
-        if self._running:
-            raise RuntimeError(f"{what} must be added before the listener starts")
-
-    def _bind_handlers(self) -> None:
-        """Compose the middleware and compile the dependency overrides, once, for every
-        handler (when the listener starts, and when its overrides change)."""
-        overrides = dict(self._overrides)
-        middleware = tuple(self._handler_middleware)
-        self._router.bind(lambda spec: bind(spec, middleware, overrides))
-        dispatcher = self._dispatcher
-        dispatcher.message_chain = (
-            compose(self._message_middleware, dispatcher.innermost)
-            if self._message_middleware
-            else None
-        )
-
-    def add_handler_group(self, group: HandlerGroup) -> None:
-        """Add the group's handlers, and those registered on it later (until the listener
-        starts; after that, registering one raises). Adding a group twice changes nothing."""
-        if group.attached_to(self):
-            return
-        for spec in group.handlers:
-            self._check_handler(spec)
-        for spec in group.handlers:
-            self._router.add(spec)
-        group.attach(self)
-
-    @property
-    def handlers(self) -> tuple[HandlerSpec, ...]:
-        """The registered handlers, read-only (tools such as `dispytch asyncapi` read them)."""
-        return tuple(self._router.specs)
-
-    @property
-    def topic_delimiter(self) -> str:
-        return self._router.delimiter
-
-    def _check_handler(self, spec: HandlerSpec) -> None:
-        """Raise if `spec` cannot be added (the listener started, or the router refuses it)."""
-        if self._running:
-            raise RuntimeError(
-                f"handler {spec.name!r}: handlers must be added before the listener starts"
-            )
-        self._router.check(spec)
-
-    def _add_handler(self, spec: HandlerSpec) -> None:
-        self._check_handler(spec)
-        self._router.add(spec)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
