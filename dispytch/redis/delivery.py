@@ -14,7 +14,7 @@ import logging
 import time
 import uuid
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from dispytch.backends.base import Delivery
 from dispytch.redis._client import CONNECTION_ERRORS, unavailable
@@ -32,10 +32,24 @@ from dispytch.redis._layout import (
     text,
 )
 
-if TYPE_CHECKING:
-    from dispytch.redis.consumer import RedisStreamConsumer
-
 logger = logging.getLogger("dispytch.redis")
+
+
+class GroupMember(Protocol):
+    """What a delivery uses of its consumer (`RedisStreamConsumer` is one): a protocol, so
+    that this module does not import the consumer's, which creates deliveries."""
+
+    client: Any
+    group: str
+    name: str
+    closed: bool
+    give_back_idle_ms: int
+
+    def settled(self, delivery: RedisStreamDelivery) -> bool: ...
+
+    def claim_soon(self) -> None: ...
+
+    def delayed_stored(self, due_unix_ms: int) -> None: ...
 
 
 class RedisStreamDelivery(Delivery):
@@ -43,7 +57,7 @@ class RedisStreamDelivery(Delivery):
 
     def __init__(
         self,
-        consumer: RedisStreamConsumer,
+        consumer: GroupMember,
         stream: str,
         entry_id: bytes,
         fields: Mapping[bytes, bytes],
