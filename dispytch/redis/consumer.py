@@ -100,6 +100,8 @@ class RedisStreamConsumer(Consumer):
         self._recover = False
         self._next_due: float | None = 0.0
         self._mover: Any = None
+        #: the last fetch: close() waits for it to end (a cancelled one may still be running)
+        self._fetching: asyncio.Future[list[RedisStreamDelivery]] | None = None
 
     @classmethod
     def create(
@@ -168,6 +170,7 @@ class RedisStreamConsumer(Consumer):
                 return self._take(max_messages)
             fetch = asyncio.ensure_future(self._fetch(max(max_messages, self.batch_size)))
             stopping = asyncio.ensure_future(self._stop.wait())
+            self._fetching = fetch
             try:
                 await asyncio.wait({fetch, stopping}, return_when=asyncio.FIRST_COMPLETED)
             finally:
@@ -176,7 +179,9 @@ class RedisStreamConsumer(Consumer):
                     fetch.cancel()
                     # entries that XREADGROUP had read are pending with us: find them again
                     self._recover = True
-            if not fetch.done() or fetch.cancelled():
+            if not fetch.done():
+                await _finished(fetch)
+            if fetch.cancelled():
                 continue  # stopped while fetching: the loop raises
             error = fetch.exception()
             if error is not None:
@@ -324,6 +329,10 @@ class RedisStreamConsumer(Consumer):
             return
         await self.stop()
         self.closed = True
+        if self._fetching is not None:
+            self._fetching.cancel()
+            await _finished(self._fetching)
+            self._fetching = None
         client = self.client
         if client is None:
             return
@@ -365,6 +374,13 @@ class RedisStreamConsumer(Consumer):
                     justid=True,
                 )
             await self.client.xgroup_delconsumer(stream, self.group, self.name)
+
+
+async def _finished(task: asyncio.Future[Any]) -> None:
+    """Wait for a cancelled fetch to end (its outcome was given up on)."""
+    await asyncio.wait({task}, timeout=5)
+    if task.done() and not task.cancelled():
+        task.exception()  # retrieved: not logged as never retrieved
 
 
 def _id_order(entry_id: bytes) -> tuple[int, int]:

@@ -14,7 +14,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from dispytch.backends.base import OutgoingMessage
 from dispytch.credentials import masked_url
-from dispytch.deadletters.errors import NotReplayableError
+from dispytch.deadletters.errors import DeadLetterSourceError, NotReplayableError
 from dispytch.deadletters.letter import DeadLetter, decode_envelope
 from dispytch.deadletters.store import DeadLetterStore
 from dispytch.deadletters.url import StoreOptions, StoreUsageError
@@ -53,6 +53,7 @@ class RedisDeadLetterStore(DeadLetterStore):
     async def read(self, *, include_replayed: bool = False) -> AsyncGenerator[DeadLetter, None]:
         client = await self._ready()
         try:
+            await self._check_exists(client)
             last = await client.xrevrange(self.stream, "+", "-", count=1)
         except CONNECTION_ERRORS as error:
             raise unavailable(f"reading {self.stream!r}", error) from error
@@ -76,6 +77,7 @@ class RedisDeadLetterStore(DeadLetterStore):
     async def pending(self) -> int:
         client = await self._ready()
         try:
+            await self._check_exists(client)
             return int(await client.xlen(self.stream))
         except CONNECTION_ERRORS as error:
             raise unavailable(f"counting {self.stream!r}", error) from error
@@ -98,6 +100,13 @@ class RedisDeadLetterStore(DeadLetterStore):
                 "again next time)",
                 error,
             ) from error
+
+    async def _check_exists(self, client: Any) -> None:
+        if not await client.exists(self.stream):
+            raise DeadLetterSourceError(
+                f"Redis has no stream {self.stream!r} (nothing was dead-lettered there yet, "
+                "or the name is wrong)"
+            )
 
     async def close(self) -> None:
         client, self._client = self._client, None
