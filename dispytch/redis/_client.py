@@ -42,11 +42,13 @@ async def connect(url: str, *, timeout: float, what: str, **options: Any) -> aio
         ) from None
     except redis_errors.ResponseError as error:
         await client.aclose()
-        if "NOAUTH" in str(error) or "WRONGPASS" in str(error):
+        if any(word in str(error) for word in ("NOAUTH", "WRONGPASS", "AUTH")):
             raise BrokerAuthenticationError(
                 f"{what}: Redis at {masked_url(url)} refused the credentials"
             ) from None
-        raise
+        raise BrokerUnavailableError(
+            f"{what}: Redis at {masked_url(url)} refused the connection ({type(error).__name__})"
+        ) from None
     except CONNECTION_ERRORS as error:
         await client.aclose()
         raise BrokerUnavailableError(
