@@ -167,6 +167,8 @@ async def test_stop_during_a_retry_wait_gives_the_event_back(
         await wait_until(lambda: len(attempts) == 1, 60, "the first attempt")
     async with listener_for_run(fail=False):
         await wait_until(lambda: len(attempts) == 2, 60, "the event to come back")
-    assert attempts == [1, 1]
+    # Redis Streams count deliveries (the attempt when no header says otherwise): the event
+    # comes back as attempt 2 there, from attempt 1 on brokers that do not count
+    assert attempts == [1, 2 if backend == "redis" else 1]
     assert await stream.unsettled() == 0
     await stream.assert_no_dead_letters()
