@@ -83,13 +83,17 @@ class RedisStreamProducer(Producer):
     ) -> None:
         if not messages:
             return
+        wait = self._timeout if timeout is None else timeout
         try:
-            await self.start()
+            await asyncio.wait_for(self.start(), wait)
+        except asyncio.TimeoutError as error:
+            raise mark_confirmed(
+                EmitTimeoutError(f"could not connect to Redis within {wait} s"), []
+            ) from error
         except Exception as error:
             raise mark_confirmed(_as_producer_error(error), []) from error
         client = self.client
         assert client is not None
-        wait = self._timeout if timeout is None else timeout
         trim = self._trim()
         pipe = client.pipeline(transaction=False)
         for message in messages:
