@@ -76,7 +76,16 @@ class RedisStreamProducer(Producer):
             raise ProducerError("RedisStreamProducer needs a client or a URL")
 
     async def send(self, message: OutgoingMessage, *, timeout: float | None = None) -> None:
-        await self.send_many([message], timeout=timeout)
+        wait = self._timeout if timeout is None else timeout
+        client = await self._client(wait)
+        fields = encode_fields(message.value, message.key, message.headers)
+        command = client.xadd(message.topic, fields, **self._trim())
+        try:
+            await (command if wait is None else asyncio.wait_for(command, wait))
+        except asyncio.TimeoutError as error:
+            raise EmitTimeoutError(f"Redis did not confirm within {wait} s") from error
+        except Exception as error:
+            raise _as_producer_error(error) from error
 
     async def send_many(
         self, messages: Sequence[OutgoingMessage], *, timeout: float | None = None
@@ -85,22 +94,18 @@ class RedisStreamProducer(Producer):
             return
         wait = self._timeout if timeout is None else timeout
         try:
-            await asyncio.wait_for(self.start(), wait)
-        except asyncio.TimeoutError as error:
-            raise mark_confirmed(
-                EmitTimeoutError(f"could not connect to Redis within {wait} s"), []
-            ) from error
+            client = await self._client(wait)
         except Exception as error:
-            raise mark_confirmed(_as_producer_error(error), []) from error
-        client = self.client
-        assert client is not None
+            mark_confirmed(error, [])
+            raise
         trim = self._trim()
         pipe = client.pipeline(transaction=False)
         for message in messages:
             fields = encode_fields(message.value, message.key, message.headers)
-            pipe.xadd(message.topic, fields, **trim)  # type: ignore[arg-type]
+            pipe.xadd(message.topic, fields, **trim)
+        executing = pipe.execute(raise_on_error=False)
         try:
-            results = await asyncio.wait_for(pipe.execute(raise_on_error=False), wait)
+            results = await (executing if wait is None else asyncio.wait_for(executing, wait))
         except asyncio.TimeoutError as error:
             raise mark_confirmed(
                 EmitTimeoutError(f"Redis did not confirm within {wait} s"), []
@@ -116,6 +121,20 @@ class RedisStreamProducer(Producer):
                 ProducerError(f"Redis refused {len(failed)} of {len(messages)}: {failed[0]}"),
                 confirmed,
             ) from failed[0]
+
+    async def _client(self, wait: float | None) -> Any:
+        """The started client (connecting within `wait` seconds if need be)."""
+        client = self.client
+        if client is not None and self._loop.loop is asyncio.get_running_loop():
+            return client
+        starting = self.start()
+        try:
+            await (starting if wait is None else asyncio.wait_for(starting, wait))
+        except asyncio.TimeoutError as error:
+            raise EmitTimeoutError(f"could not connect to Redis within {wait} s") from error
+        except Exception as error:
+            raise _as_producer_error(error) from error
+        return self.client
 
     def _trim(self) -> dict[str, Any]:
         if self._maxlen is not None:
