@@ -21,6 +21,7 @@ from typing import Any
 
 from dispytch.backends.base import Capabilities, Consumer, Delivery, ListenerNeeds, Subscription
 from dispytch.errors import ConsumerStoppedError
+from dispytch.redis._acks import AckBatcher
 from dispytch.redis._client import (
     CONNECTION_ERRORS,
     aioredis,
@@ -79,6 +80,7 @@ class RedisStreamConsumer(Consumer):
         #: redis-py's replies are typed as unions of every decoding: we check what we read
         self.client: Any = client
         self.group = group
+        self.acks = AckBatcher(group)
         self.name = consumer_name or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.topics = None if topics is None else list(topics)
         self.claim_idle_ms = max(1, int(claim_idle * 1000))
@@ -336,6 +338,7 @@ class RedisStreamConsumer(Consumer):
         client = self.client
         if client is None:
             return
+        await self.acks.drain()
         try:
             await self._give_back()
         except CONNECTION_ERRORS as error:

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from dispytch.backends.base import Delivery
+from dispytch.redis._acks import AckBatcher
 from dispytch.redis._client import CONNECTION_ERRORS, unavailable
 from dispytch.redis._layout import (
     GROUP_HEADER,
@@ -44,6 +45,7 @@ class GroupMember(Protocol):
     name: str
     closed: bool
     give_back_idle_ms: int
+    acks: AckBatcher
 
     def settled(self, delivery: RedisStreamDelivery) -> bool: ...
 
@@ -93,9 +95,11 @@ class RedisStreamDelivery(Delivery):
 
     async def ack(self) -> None:
         if self._claim("ack"):
-            await self._run(
-                "ack", lambda client: client.xack(self.stream, self._group, self.entry_id)
-            )
+            consumer = self._consumer
+            try:
+                await consumer.acks.ack(consumer.client, self.stream, self.entry_id)
+            except CONNECTION_ERRORS as error:
+                raise unavailable(f"could not ack entry {self.entry_id!r}", error) from error
 
     async def nack(self, *, delay: float | None = None) -> None:
         if delay is not None and delay > 0:
