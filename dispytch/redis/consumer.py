@@ -189,10 +189,13 @@ class RedisStreamConsumer(Consumer):
             if error is not None:
                 if isinstance(error, CONNECTION_ERRORS):
                     raise unavailable("the Redis consumer lost its connection", error) from error
-                if isinstance(error, redis_errors.ResponseError) and "NOGROUP" in str(error):
-                    await self._create_groups()  # the stream or group was deleted
-                    continue
-                raise error
+                if not (isinstance(error, redis_errors.ResponseError) and "NOGROUP" in str(error)):
+                    raise error
+                try:  # the stream or the group was deleted (or the server restarted empty)
+                    await self._create_groups()
+                except CONNECTION_ERRORS as lost:
+                    raise unavailable("the Redis consumer lost its connection", lost) from lost
+                continue
             self._ready.extend(fetch.result())
 
     def _take(self, count: int) -> list[Delivery]:

@@ -115,3 +115,21 @@ async def test_stop_wakes_a_blocked_read_and_nothing_read_is_lost(redis_url: str
     assert [d.value for d in got] == [b"after"]
     await got[0].ack()
     await consumer.close()
+
+
+async def test_a_deleted_stream_and_group_are_created_again(
+    redis_url: str, redis_client: aioredis.Redis
+) -> None:
+    """A Redis restarted without persistence (or a stream deleted by hand) loses the group:
+    the consumer creates it again and goes on reading."""
+    topic = unique("deleted")
+    consumer = await started(redis_url, unique("g"), topic)
+    try:
+        await redis_client.delete(topic)
+        await send(redis_url, topic, b"after the loss")
+        got = await asyncio.wait_for(consumer.receive_many(5), 10)
+        assert [d.value for d in got] == [b"after the loss"]
+        await got[0].ack()
+    finally:
+        await consumer.close()
+        await redis_client.delete(topic)
