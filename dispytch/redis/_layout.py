@@ -70,3 +70,12 @@ def text(raw: bytes | str | None) -> str | None:
     if isinstance(raw, str):
         return raw
     return raw.decode(errors="replace")
+
+
+def id_order(entry_id: bytes) -> tuple[int, int]:
+    """A stream entry id as (milliseconds, sequence), for sorting ids."""
+    millis, _, sequence = entry_id.partition(b"-")
+    try:
+        return int(millis), int(sequence or 0)
+    except ValueError:
+        return 0, 0

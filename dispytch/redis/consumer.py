@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from dispytch.backends.base import Capabilities, Consumer, Delivery, ListenerNeeds, Subscription
+from dispytch.credentials import masked_url
 from dispytch.errors import ConsumerStoppedError
 from dispytch.redis._acks import AckBatcher
 from dispytch.redis._client import (
@@ -29,7 +30,7 @@ from dispytch.redis._client import (
     redis_errors,
     unavailable,
 )
-from dispytch.redis._layout import delayed_copy, delayed_set, retry_stream
+from dispytch.redis._layout import delayed_copy, delayed_set, id_order, retry_stream
 from dispytch.redis._scripts import MOVE_DUE
 from dispytch.redis.delivery import RedisStreamDelivery
 
@@ -122,6 +123,10 @@ class RedisStreamConsumer(Consumer):
         consumer._owns_client = True
         consumer._connect_timeout = connect_timeout
         return consumer
+
+    def describe(self) -> str:
+        where = "a client you passed" if self._url is None else masked_url(self._url)
+        return f"RedisStreamConsumer(group={self.group!r}, url={where!r}, name={self.name!r})"
 
     def prepare(self, needs: ListenerNeeds) -> None:
         self.batch_size = max(1, min(self.batch_size, needs.max_in_flight))
@@ -286,7 +291,7 @@ class RedisStreamConsumer(Consumer):
         if not ids:
             return {}
         pending = await self.client.xpending_range(
-            stream, self.group, min(ids, key=_id_order), max(ids, key=_id_order), len(ids) * 2 + 10
+            stream, self.group, min(ids, key=id_order), max(ids, key=id_order), len(ids) * 2 + 10
         )
         wanted = set(ids)
         counts: dict[bytes, int] = {}
@@ -387,11 +392,3 @@ async def _finished(task: asyncio.Future[Any]) -> None:
     await asyncio.wait({task}, timeout=5)
     if task.done() and not task.cancelled():
         task.exception()  # retrieved: not logged as never retrieved
-
-
-def _id_order(entry_id: bytes) -> tuple[int, int]:
-    millis, _, sequence = entry_id.partition(b"-")
-    try:
-        return int(millis), int(sequence or 0)
-    except ValueError:
-        return 0, 0

@@ -133,3 +133,11 @@ async def test_a_deleted_stream_and_group_are_created_again(
     finally:
         await consumer.close()
         await redis_client.delete(topic)
+
+
+def test_describe_names_the_group_and_masks_the_password() -> None:
+    consumer = RedisStreamConsumer.create("redis://:s3cret-pw@127.0.0.1:6379/0", "billing")
+    text = consumer.describe()
+    assert "billing" in text
+    assert "127.0.0.1:6379" in text
+    assert "s3cret-pw" not in text
