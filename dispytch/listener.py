@@ -7,24 +7,20 @@ import contextlib
 import contextvars
 import logging
 import threading
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Sequence
 from types import TracebackType
-from typing import Any
 
 from dispytch import signals
 from dispytch.backends.base import Consumer, ListenerNeeds
-from dispytch.binding import bind
 from dispytch.dispatch import Dispatcher
 from dispytch.errors import BackendError, ConsumerStoppedError
-from dispytch.middleware.context import HandlerMiddleware, MessageMiddleware, compose
-from dispytch.overrides import DependencyOverrides
-from dispytch.retry import Backoff, ExponentialBackoff
-from dispytch.routing.group import HandlerFunc, HandlerGroup, HandlerSpec
-from dispytch.routing.patterns import Subscription
+from dispytch.registry import HandlerRegistry
+from dispytch.retry import ExponentialBackoff
 from dispytch.routing.router import Router
 from dispytch.scheduling import OrderedWorkerPool, withdraw_cancel_requests
 from dispytch.serialization.base import Deserializer
 from dispytch.serialization.codec import Codec, SerializerCodec, default_codecs
+from dispytch.shutdown import limited, retrieve_outcome, wait_cancelled
 
 logger = logging.getLogger("dispytch.listener")
 
@@ -32,10 +28,14 @@ logger = logging.getLogger("dispytch.listener")
 handling_listener: contextvars.ContextVar[EventListener | None] = contextvars.ContextVar(
     "dispytch_handling_listener", default=None
 )
+#: seconds each of the consumer's stop() and close() may take once a second signal forced the exit
+FORCED_CLOSE_TIMEOUT = 2.0
+#: handler names the start-up line shows before "and N more"
+_SHOWN_HANDLERS = 10
 _RECEIVE_BACKOFF = ExponentialBackoff(initial=0.5, max_delay=15.0, jitter=True)
 
 
-class EventListener:
+class EventListener(HandlerRegistry):
     """Runs handlers for the events a consumer receives.
 
     - `codecs`: wire formats besides the defaults, chosen by each message's `content-type`
@@ -74,140 +74,43 @@ class EventListener:
         self.close_timeout = close_timeout
         if topic_delimiter is None:  # the backend's default: "." on Kafka, ":" elsewhere
             topic_delimiter = consumer.capabilities.topic_delimiter
-        self._router = Router(topic_delimiter)
-        self._dispatcher = Dispatcher(
-            self._router,
-            [*default_codecs(), *codecs],
-            dead_letter_unhandled,
-            None if deserializer is None else SerializerCodec(None, deserializer),
+        router = Router(topic_delimiter)
+        super().__init__(
+            router,
+            Dispatcher(
+                router,
+                [*default_codecs(), *codecs],
+                dead_letter_unhandled,
+                None if deserializer is None else SerializerCodec(None, deserializer),
+            ),
+            consumer.check_subscription,
         )
-        self._message_middleware: list[MessageMiddleware] = []
-        self._handler_middleware: list[HandlerMiddleware] = []
-        self._overrides = DependencyOverrides(self._bind_handlers)
-        self._own_handlers = HandlerGroup()
-        self._own_handlers.attach(self)
-        self._running = False
         self._stopping = False
-        self._started = asyncio.Event()
-        self._finished = asyncio.Event()
+        #: set when the shutdown of the current (or last) listen() is complete; a new one per
+        #: listen(), so that a listener can run again, in another event loop too
+        self._finished: asyncio.Event | None = None
+        self._start_task: asyncio.Task[None] | None = None
+        self._stop_requested: asyncio.Future[None] | None = None
         self._fetch_task: asyncio.Task[None] | None = None
         self._listen_task: asyncio.Task[None] | None = None
         self._pool: OrderedWorkerPool | None = None
         #: what made the listener stop on its own (raised from `listen()` after the shutdown)
         self._failure: BaseException | None = None
-
-    # -- registration -------------------------------------------------------------------------
-
-    def handler(
-        self,
-        *,
-        topic: str,
-        event: str,
-        retries: int = 0,
-        retry_on: type[BaseException] | Sequence[type[BaseException]] | None = None,
-        retry_interval: float | None = None,
-        backoff: Backoff | None = None,
-        delayed_retries: bool = False,
-        name: str | None = None,
-        middleware: Sequence[HandlerMiddleware] = (),
-    ) -> Callable[[HandlerFunc], HandlerFunc]:
-        """Register a handler directly on the listener (see `HandlerGroup.handler`)."""
-        return self._own_handlers.handler(
-            topic=topic,
-            event=event,
-            retries=retries,
-            retry_on=retry_on,
-            retry_interval=retry_interval,
-            backoff=backoff,
-            delayed_retries=delayed_retries,
-            name=name,
-            middleware=middleware,
-        )
-
-    @property
-    def dependency_overrides(self) -> DependencyOverrides:
-        """`listener.dependency_overrides[get_db] = fake_db`: call `fake_db` wherever a handler
-        (or a dependency, at any depth) asks for `get_db`; `del` or `.clear()` undoes it. Takes
-        effect at once, running or not. See docs/testing.md."""
-        return self._overrides
-
-    @dependency_overrides.setter
-    def dependency_overrides(
-        self, overrides: Mapping[Callable[..., Any], Callable[..., Any]]
-    ) -> None:
-        self._overrides.replace(overrides)
-
-    def message_middleware(self, middleware: MessageMiddleware) -> MessageMiddleware:
-        """Add (as a decorator) a middleware around every message: it sees the raw delivery
-        before decoding and, after `call_next`, the outcome it was settled with. The first
-        added is the outermost. See docs/middleware.md."""
-        self._refuse_while_running("message middleware")
-        self._message_middleware.append(middleware)
-        return middleware
-
-    def handler_middleware(self, middleware: HandlerMiddleware) -> HandlerMiddleware:
-        """Add (as a decorator) a middleware around every attempt of every handler, outside
-        the groups' and the handlers' own. See docs/middleware.md."""
-        self._refuse_while_running("handler middleware")
-        self._handler_middleware.append(middleware)
-        return middleware
-
-    def _refuse_while_running(self, what: str) -> None:
-        if self._running:
-            raise RuntimeError(f"{what} must be added before the listener starts")
-
-    def _bind_handlers(self) -> None:
-        """Compose the middleware and compile the dependency overrides, once, for every
-        handler (when the listener starts, and when its overrides change)."""
-        overrides = dict(self._overrides)
-        middleware = tuple(self._handler_middleware)
-        self._router.bind(lambda spec: bind(spec, middleware, overrides))
-        dispatcher = self._dispatcher
-        dispatcher.message_chain = (
-            compose(self._message_middleware, dispatcher.innermost)
-            if self._message_middleware
-            else None
-        )
-
-    def add_handler_group(self, group: HandlerGroup) -> None:
-        """Add the group's handlers, and those registered on it later (until the listener
-        starts; after that, registering one raises). Adding a group twice changes nothing."""
-        if group.attached_to(self):
-            return
-        for spec in group.handlers:
-            self._check_handler(spec)
-        for spec in group.handlers:
-            self._router.add(spec)
-        group.attach(self)
-
-    @property
-    def handlers(self) -> tuple[HandlerSpec, ...]:
-        """The registered handlers, read-only (tools such as `dispytch asyncapi` read them)."""
-        return tuple(self._router.specs)
-
-    @property
-    def topic_delimiter(self) -> str:
-        return self._router.delimiter
-
-    def _check_handler(self, spec: HandlerSpec) -> None:
-        """Raise if `spec` cannot be added (the listener started, or the router refuses it)."""
-        if self._running:
-            raise RuntimeError(
-                f"handler {spec.name!r}: handlers must be added before the listener starts"
-            )
-        # a topic name the backend refuses fails here, not at start or after a broker timeout
-        self.consumer.check_subscription(Subscription.parse(spec.topic, self._router.delimiter))
-        self._router.check(spec)
-
-    def _add_handler(self, spec: HandlerSpec) -> None:
-        self._check_handler(spec)
-        self._router.add(spec)
+        #: the signal that forced the shutdown (`force_stop`), if one did
+        self._forced_by: int | None = None
+        #: what bounds each consumer call of the shutdown (shorter once forced)
+        self._close_bound = close_timeout
 
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def listen(self, *, handle_signals: bool | None = None) -> None:
         """Receive and handle events until `stop()` (or SIGINT/SIGTERM when `handle_signals`;
         by default when running in the main thread). Returns after a graceful shutdown."""
+        await self._listen(handle_signals, None)
+
+    async def _listen(
+        self, handle_signals: bool | None, started: asyncio.Future[None] | None
+    ) -> None:
         if self._running:
             raise RuntimeError("this listener is already listening")
         if not self._router.specs:
@@ -215,9 +118,10 @@ class EventListener:
         self._running = True
         self._stopping = False
         self._failure = None
+        self._forced_by = None
+        self._close_bound = self.close_timeout
+        self._finished = asyncio.Event()
         self._dispatcher.retrier.reset()
-        self._started.clear()
-        self._finished.clear()
         if handle_signals is None:
             handle_signals = threading.current_thread() is threading.main_thread()
         native_delay = self.consumer.capabilities.native_delay
@@ -231,47 +135,112 @@ class EventListener:
             )
         # inherited by the workers (and the tasks they start): stop() knows it is called by one
         inside_handlers = handling_listener.set(self)
-        try:
-            self._bind_handlers()
-            self.consumer.prepare(ListenerNeeds(self.max_concurrency, bool(delayed)))
-            await self.consumer.start(self._router.subscriptions)
-            self._pool = OrderedWorkerPool(self._dispatcher.entry(), self.max_concurrency)
-            self._fetch_task = asyncio.create_task(self._fetch(self._pool), name="dispytch-fetch")
-            self._started.set()
-            with signals.stop_on_signals(self) if handle_signals else contextlib.nullcontext():
-                await asyncio.wait({self._fetch_task})
-        except asyncio.CancelledError:
-            self._request_stop()
-            raise
-        finally:
-            await self._shutdown()
-            handling_listener.reset(inside_handlers)
+        # installed before the start (a broker slow to answer) and kept for the shutdown: a
+        # second signal forces the exit
+        with signals.stop_on_signals(self) if handle_signals else contextlib.nullcontext():
+            try:
+                self._bind_handlers()
+                self.consumer.prepare(ListenerNeeds(self.max_concurrency, bool(delayed)))
+                if await self._start_consumer():
+                    self._pool = OrderedWorkerPool(self._dispatcher.entry(), self.max_concurrency)
+                    self._fetch_task = asyncio.create_task(
+                        self._fetch(self._pool), name="dispytch-fetch"
+                    )
+                    logger.info("listening: %s", self.describe())
+                    if started is not None and not started.done():
+                        started.set_result(None)
+                    await asyncio.wait({self._fetch_task})
+            except asyncio.CancelledError:
+                self._request_stop()
+                raise
+            finally:
+                await self._shutdown()
+                handling_listener.reset(inside_handlers)
+        if self._forced_by is not None:
+            raise SystemExit(128 + self._forced_by)
         if self._failure is not None:
             raise self._failure
 
+    async def _start_consumer(self) -> bool:
+        """Start the consumer in a task of its own, which `stop()` cancels. False when the
+        listener was stopped meanwhile (it must not fetch then); raises what the start raised."""
+        if self._stopping:
+            return False
+        start = asyncio.create_task(
+            self.consumer.start(self._router.subscriptions), name="dispytch-consumer-start"
+        )
+        self._start_task = start
+        stop_requested = asyncio.get_running_loop().create_future()
+        self._stop_requested = stop_requested
+        try:
+            # a start that does not give up when cancelled is not waited for here: the shutdown
+            # bounds its wait for it
+            await asyncio.wait({start, stop_requested}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self._stop_requested = None
+        if self._stopping:
+            # stopped while starting: whatever the interrupted start raised is no failure
+            if start.done() and not start.cancelled() and start.exception() is not None:
+                logger.debug("the consumer's interrupted start raised %r", start.exception())
+            return False
+        if start.cancelled():  # by the consumer itself: a failure to start, not a stop
+            raise RuntimeError("the consumer's start was cancelled")
+        start.result()  # the start-up error (an unreachable broker, ...)
+        return True
+
     async def stop(self) -> None:
         """Stop fetching, let running handlers finish (up to `shutdown_grace`), settle, close.
-        Called from inside a handler, it only asks for the stop and returns at once."""
-        if not self._running:
+        Called while the consumer is still starting, it cancels the start. Called from inside
+        a handler, it only asks for the stop and returns at once. Does nothing when the
+        listener is not running."""
+        finished = self._finished
+        if not self._running or finished is None:
             return
         self._request_stop()
         if handling_listener.get() is self:
             return  # called by one of our own handlers: waiting would wait for itself
-        await self._finished.wait()
+        await finished.wait()
+
+    def force_stop(self, signum: int) -> None:
+        """Cut the shutdown short (a second SIGINT/SIGTERM): cancel the running handlers now
+        (their messages stay unsettled: the broker delivers them again) and bound the
+        consumer's stop and close by `FORCED_CLOSE_TIMEOUT`; `listen()` then raises
+        `SystemExit(128 + signum)`."""
+        if not self._running:
+            return
+        self._forced_by = signum
+        self._close_bound = min(self.close_timeout, FORCED_CLOSE_TIMEOUT)
+        self._request_stop()
+        if self._pool is not None:
+            self._pool.stop_draining()
 
     def run(self) -> None:
         """Run the listener as the main program until SIGINT or SIGTERM."""
-        asyncio.run(self.listen(handle_signals=True))
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            asyncio.run(self.listen(handle_signals=True))
+            return
+        raise RuntimeError(
+            "run() starts an event loop of its own and cannot be called from a running one: "
+            "use `await listener.listen()` there"
+        )
 
     async def __aenter__(self) -> EventListener:
-        self._listen_task = asyncio.create_task(self.listen(handle_signals=False))
-        started = asyncio.create_task(self._started.wait())
-        done, _ = await asyncio.wait(
-            {self._listen_task, started}, return_when=asyncio.FIRST_COMPLETED
-        )
-        if self._listen_task in done:
-            started.cancel()
-            self._listen_task.result()  # raises the start-up error
+        if self._running:
+            raise RuntimeError("this listener is already listening")
+        started = asyncio.get_running_loop().create_future()
+        listening = asyncio.create_task(self._listen(False, started), name="dispytch-listen")
+        self._listen_task = listening
+        try:
+            await asyncio.wait({listening, started}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            # given up while starting (a timeout around `async with`): nothing may stay running
+            await self._abandon(listening)
+            raise
+        if not started.done():
+            self._listen_task = None
+            listening.result()  # raises the start-up error
             raise RuntimeError("the listener stopped while starting")
         return self
 
@@ -283,12 +252,25 @@ class EventListener:
     ) -> None:
         await self.stop()
         if self._listen_task is not None:
-            await self._listen_task
-            self._listen_task = None
+            listening, self._listen_task = self._listen_task, None
+            await listening
 
     @property
     def running(self) -> bool:
         return self._running
+
+    def describe(self) -> str:
+        """What the listener runs, in one line (logged at start): the consumer (backend, group,
+        where; credentials masked), the subscriptions, the handlers and `max_concurrency`."""
+        names = [spec.name for spec in self._router.specs]
+        shown = ", ".join(names[:_SHOWN_HANDLERS])
+        if len(names) > _SHOWN_HANDLERS:
+            shown += f" and {len(names) - _SHOWN_HANDLERS} more"
+        topics = ", ".join(repr(sub.pattern) for sub in self._router.subscriptions)
+        return (
+            f"{self.consumer.describe()}; subscriptions: {topics or 'none'}; "
+            f"{len(names)} handler(s): {shown or 'none'}; max_concurrency={self.max_concurrency}"
+        )
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -297,8 +279,21 @@ class EventListener:
             return
         self._stopping = True
         self._dispatcher.retrier.stop()
-        if self._fetch_task is not None:
-            self._fetch_task.cancel()
+        for task in (self._start_task, self._fetch_task):
+            if task is not None:
+                task.cancel()
+        if self._stop_requested is not None and not self._stop_requested.done():
+            self._stop_requested.set_result(None)
+
+    async def _abandon(self, listening: asyncio.Task[None]) -> None:
+        """Cancel a listen() task and wait for its shutdown (cancelled again, the caller stops
+        waiting; the shutdown goes on in the task)."""
+        self._listen_task = None
+        listening.cancel()
+        try:
+            await asyncio.wait({listening})
+        finally:
+            listening.add_done_callback(retrieve_outcome)
 
     async def _fetch(self, pool: OrderedWorkerPool) -> None:
         receive_many = self.consumer.receive_many
@@ -342,13 +337,25 @@ class EventListener:
     async def _shutdown(self) -> None:
         self._request_stop()
         try:
-            if self._fetch_task is not None:
+            if self._start_task is not None:
+                # cancelled by _request_stop(), once: a second cancel could cut short the
+                # start's own clean-up
+                await wait_cancelled("the consumer's start", self._start_task, self._close_bound)
+            fetch = self._fetch_task
+            if fetch is not None:
+                fetch.cancel()  # also when a stop was requested before the fetch began
                 with contextlib.suppress(asyncio.CancelledError):
-                    await self._fetch_task
-            await self._limited("stopping the consumer", self.consumer.stop())
+                    await fetch
+            await limited("stopping the consumer", self.consumer.stop(), self._close_bound)
             pool = self._pool
             if pool is not None:
-                if not await pool.drain(self.shutdown_grace):
+                if not await pool.drain(self.shutdown_grace) and self._forced_by is not None:
+                    logger.warning(
+                        "forced exit: cancelling %d running handler(s) now (their messages "
+                        "stay unsettled and will be delivered again)",
+                        pool.in_flight,
+                    )
+                elif pool.in_flight:
                     logger.warning(
                         "%d handler(s) still running after the %.1fs grace period; cancelling "
                         "them (their messages stay unsettled and will be delivered again)",
@@ -356,44 +363,12 @@ class EventListener:
                         self.shutdown_grace,
                     )
                 await pool.close()
-            await self._limited("closing the consumer", self.consumer.close())
+            await limited("closing the consumer", self.consumer.close(), self._close_bound)
         finally:
             self._pool = None
+            self._start_task = None
             self._fetch_task = None
             self._running = False
-            self._finished.set()
+            if self._finished is not None:
+                self._finished.set()
 
-    async def _limited(self, what: str, call: Awaitable[None]) -> None:
-        """A consumer call during shutdown, bounded by `close_timeout`: a client that waits for
-        a broker that is gone (a final commit, a consumer cancel) must not keep the process
-        from exiting. What it did not settle is delivered again.
-
-        The call runs in a task of its own, so that a `CancelledError` it raises (a client's
-        future cancelled under it) is told apart from the cancellation of `listen()` on every
-        Python version: the first is logged like any error, the second goes on up."""
-        task = asyncio.ensure_future(call)
-        task.add_done_callback(_retrieve_outcome)
-        try:
-            await asyncio.wait({task}, timeout=self.close_timeout)
-        except asyncio.CancelledError:
-            task.cancel()
-            raise
-        if not task.done():
-            task.cancel()
-            logger.warning(
-                "%s took longer than %.1fs (is the broker down?); going on without it",
-                what,
-                self.close_timeout,
-            )
-        elif task.cancelled():
-            logger.error("error while %s: the client raised CancelledError", what)
-        elif (error := task.exception()) is not None:
-            if not isinstance(error, Exception):
-                raise error
-            logger.error("error while %s", what, exc_info=error)
-
-
-def _retrieve_outcome(task: asyncio.Future[None]) -> None:
-    """Mark the outcome of a task given up on as seen (no "never retrieved" warning)."""
-    if not task.cancelled():
-        task.exception()

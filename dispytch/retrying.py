@@ -18,7 +18,7 @@ from dispytch.backends.base import Delivery
 from dispytch.outcomes import GIVEN_BACK, HANDLED, RETRIED_LATER, Outcome, dead_lettered
 from dispytch.reasons import ATTEMPT_HEADER, reason_for
 from dispytch.routing.group import HandlerSpec
-from dispytch.scheduling import is_failure
+from dispytch.scheduling import given_back, is_failure
 
 logger = logging.getLogger("dispytch.listener")
 
@@ -80,6 +80,17 @@ class Retrier:
                 if handed is not None:
                     return handed
                 delayed = False  # the backend cannot: in place from now on
+            if self.stopping:  # no "retrying in" line for a retry that will not be made
+                logger.warning(
+                    "handler %r failed on event %s (attempt %d, %s: %s); not retried here: "
+                    "the listener is stopping",
+                    spec.name,
+                    run.id,
+                    attempt,
+                    type(error).__name__,
+                    error,
+                )
+                return GIVEN_BACK
             delay = policy.delay(attempt)
             logger.warning(
                 "handler %r failed on event %s (attempt %d, %s: %s); retrying %s",
@@ -167,8 +178,10 @@ class Retrier:
 
     async def give_back(self, delivery: Delivery) -> None:
         """The GIVEN_BACK outcome (stopping with retries left, or a failed hand-back): the
-        broker delivers the message again later."""
+        broker delivers the message again later, and nothing waiting behind it with the same key
+        runs in this process."""
         logger.info("a message on %r with retries left goes back to the broker", delivery.topic)
+        given_back(delivery)
         try:
             await delivery.nack()
         except (Exception, asyncio.CancelledError) as error:

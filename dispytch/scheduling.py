@@ -7,6 +7,11 @@ in the order they were submitted; the others run concurrently on a fixed set of 
 (no task per message). A worker takes ready deliveries without suspending while there are any,
 so a busy pool costs no event-loop round trip per message.
 
+A delivery given back to the broker (`nack()`: the listener stopped while its handler had
+retries left, or the worker's last guard) takes the deliveries waiting behind its key with it:
+they are given back too, never run, so that nothing after a given-back message with the same key
+runs in this process (the broker delivers them again, in order, after it).
+
 Only `close()` cancels a worker. A `CancelledError` that reaches handler code any other way (the
 handler awaited a task or future someone else cancelled, or something cancelled the worker task
 from outside) is that handler's failure: `is_failure()` tells the two apart on every
@@ -49,6 +54,14 @@ def is_failure(error: BaseException) -> bool:
     return True
 
 
+def given_back(delivery: Delivery) -> None:
+    """`delivery` (being handled by a worker of the current pool) goes back to the broker:
+    the deliveries waiting behind its key must not run after it."""
+    pool = _running_pool.get()
+    if pool is not None:
+        pool.give_back_followers(delivery)
+
+
 def withdraw_cancel_requests() -> None:
     """Forget the cancel requests made to the current task (a `CancelledError` it handles as
     a failure, which was not meant to end it)."""
@@ -71,12 +84,15 @@ class OrderedWorkerPool:
         self._ready: deque[Delivery] = deque()
         #: keys with a delivery running or ready; the deque holds the ones waiting behind it
         self._waiting_by_key: dict[Hashable, deque[Delivery]] = {}
+        #: keys whose running delivery was given back: what waits behind them goes back too
+        self._given_back_keys: set[Hashable] = set()
         self._in_flight = 0
         self._idle_workers: deque[asyncio.Future[None]] = deque()
         #: workers woken for ready deliveries that have not run yet
         self._woken = 0
         self._room: asyncio.Future[None] | None = None
         self._drained: asyncio.Future[None] | None = None
+        self._drain_cut = False
         self._closing = False
         inside_pool = _running_pool.set(self)  # copied into each worker's context
         try:
@@ -119,6 +135,12 @@ class OrderedWorkerPool:
         if not self._woken:
             self._wake_one()
 
+    def give_back_followers(self, delivery: Delivery) -> None:
+        """`delivery` was given back: give back (do not run) what waits behind its key."""
+        key = delivery.ordering_key
+        if key is not None and key in self._waiting_by_key:
+            self._given_back_keys.add(key)
+
     def _wake_one(self) -> None:
         # One woken worker at a time: a worker that takes a delivery wakes the next one if more
         # are ready. Waking one per submit would cost a task switch per message when handlers
@@ -132,9 +154,12 @@ class OrderedWorkerPool:
                 return
 
     async def drain(self, timeout: float | None) -> bool:
-        """Wait until every submitted delivery was handled; False if `timeout` ran out."""
+        """Wait until every submitted delivery was handled; False if `timeout` ran out or
+        `stop_draining()` cut the wait short."""
         if self._in_flight == 0:
             return True
+        if self._drain_cut:
+            return False
         self._drained = asyncio.get_running_loop().create_future()
         try:
             await asyncio.wait_for(asyncio.shield(self._drained), timeout)
@@ -142,7 +167,13 @@ class OrderedWorkerPool:
             return False
         finally:
             self._drained = None
-        return True
+        return self._in_flight == 0
+
+    def stop_draining(self) -> None:
+        """End `drain()` now, and every later one at once (a forced stop)."""
+        self._drain_cut = True
+        if self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
 
     async def close(self) -> None:
         """Cancel the workers (and any handler still running: its delivery stays unsettled)."""
@@ -180,7 +211,13 @@ class OrderedWorkerPool:
                 if self._room is not None or self._drained is not None:
                     self._signal_room()
                 key = delivery.ordering_key
-                delivery = None if key is None else self._following(key)
+                if key is None:
+                    delivery = None
+                elif self._given_back_keys and key in self._given_back_keys:
+                    await self._give_back_waiting(key)
+                    delivery = None
+                else:
+                    delivery = self._following(key)
 
     async def _give_back(self, delivery: Delivery, error: BaseException) -> None:
         logger.error(
@@ -188,11 +225,38 @@ class OrderedWorkerPool:
             delivery.topic,
             exc_info=error,
         )
+        self.give_back_followers(delivery)
         try:
             await delivery.nack()
         except (Exception, asyncio.CancelledError) as nack_error:
             if not is_failure(nack_error):
                 raise
+
+    async def _give_back_waiting(self, key: Hashable) -> None:
+        """The delivery before them was given back: nack those waiting behind `key`, in order
+        (the broker keeps their order), so that none runs after it in this process. New
+        deliveries with the key that arrive while this goes on are given back as well."""
+        waiting = self._waiting_by_key[key]
+        count = 0
+        while waiting:
+            follower = waiting.popleft()
+            count += 1
+            try:
+                await follower.nack()
+            except (Exception, asyncio.CancelledError) as nack_error:
+                if not is_failure(nack_error):
+                    raise
+                logger.exception("could not nack a message on %r either", follower.topic)
+            self._in_flight -= 1
+            self._signal_room()
+        del self._waiting_by_key[key]
+        self._given_back_keys.discard(key)
+        if count:
+            logger.info(
+                "%d message(s) waiting behind a given-back one with the same key go back too "
+                "(order per key)",
+                count,
+            )
 
     def _following(self, key: Hashable) -> Delivery | None:
         """The next delivery waiting behind `key` (whose previous one is done), if any."""

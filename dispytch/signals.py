@@ -1,4 +1,13 @@
-"""SIGINT/SIGTERM stop every listener running in the process, gracefully."""
+"""SIGINT/SIGTERM stop every listener running in the process, gracefully; a second signal
+forces a quick exit.
+
+The first signal asks each listener to stop: it stops fetching, lets running handlers finish
+within `shutdown_grace`, settles and closes. The handlers stay installed for the whole shutdown,
+so that a second signal (Ctrl-C twice) does not end the process with a raw `KeyboardInterrupt`
+and an unclosed client: it cancels the running handlers at once, closes the consumer within a
+short bound, and `listen()` then raises `SystemExit(128 + signal number)` (130 for SIGINT). What
+was not settled is delivered again by the broker.
+"""
 
 from __future__ import annotations
 
@@ -9,27 +18,33 @@ import signal
 from collections.abc import Iterator
 from typing import Protocol
 
+logger = logging.getLogger("dispytch.listener")
+
 
 class Stoppable(Protocol):
     """What a signal stops (an `EventListener`)."""
 
     async def stop(self) -> None: ...
 
+    def force_stop(self, signum: int) -> None: ...
 
-logger = logging.getLogger("dispytch.listener")
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _listening: set[Stoppable] = set()
 _stopping: set[asyncio.Task[None]] = set()
+#: a signal already asked the listeners to stop: the next one forces the exit
+_signalled = False
 
 
 @contextlib.contextmanager
 def stop_on_signals(listener: Stoppable) -> Iterator[None]:
+    global _signalled
     loop = asyncio.get_running_loop()
     if not _listening:
+        _signalled = False
         try:
             for signum in _SIGNALS:
-                loop.add_signal_handler(signum, _stop_all, signum)
+                loop.add_signal_handler(signum, _on_signal, signum)
         except (NotImplementedError, RuntimeError, ValueError):  # no signals here (Windows, thread)
             logger.debug("cannot install signal handlers; stop the listener yourself")
     _listening.add(listener)
@@ -43,9 +58,23 @@ def stop_on_signals(listener: Stoppable) -> Iterator[None]:
                     loop.remove_signal_handler(signum)
 
 
-def _stop_all(signum: int) -> None:
+def _on_signal(signum: int) -> None:
+    global _signalled
+    name = signal.Signals(signum).name
+    if _signalled:
+        logger.warning(
+            "received %s again: forcing the exit; running handlers are cancelled now and the "
+            "consumer is closed within a short bound (what was not settled is delivered again)",
+            name,
+        )
+        for listener in list(_listening):
+            listener.force_stop(signum)
+        return
+    _signalled = True
     logger.info(
-        "received %s; stopping %d listener(s)", signal.Signals(signum).name, len(_listening)
+        "received %s; stopping %d listener(s) gracefully (send it again to force the exit)",
+        name,
+        len(_listening),
     )
     for listener in list(_listening):
         task = asyncio.get_running_loop().create_task(listener.stop())

@@ -144,6 +144,15 @@ class Consumer(abc.ABC):
 
     capabilities: Capabilities
 
+    def describe(self) -> str:
+        """One line saying what this consumer is: its backend, its consumer group and where it
+        connects, with credentials masked (`dispytch.credentials`). The listener logs it at
+        start; backends override it."""
+        return type(self).__name__
+
+    def __repr__(self) -> str:
+        return f"<{self.describe()}>"
+
     def prepare(self, needs: ListenerNeeds) -> None:
         """Called by the listener before `start()`. Optional: a backend may size its prefetch
         by `needs.max_in_flight`, or skip preparing delayed retries nobody uses."""

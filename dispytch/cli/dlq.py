@@ -46,10 +46,12 @@ def dlq() -> None:
 
     Select the broker with --broker (or DISPYTCH_BROKER_URL): kafka://host:9092 reads a
     dead-letter topic (--topic orders.dlq, or --source-topic orders); amqp://user@host:5672/
-    reads a dead-letter queue (--queue, default dispytch.dlq). kafka+ssl:// and amqps:// use
-    TLS. Other backends add their own schemes (the dispytch.dead_letter_stores entry point
-    group). Give the password with --password-file or DISPYTCH_BROKER_PASSWORD rather than in
-    the URL, so that it stays out of the shell's history (docs/security.md).
+    reads a dead-letter queue (--queue, default dispytch.dlq); redis://host:6379/0 reads a
+    dead-letter stream (--topic orders.dlq, or --source-topic orders). kafka+ssl://, amqps://
+    and rediss:// use TLS. Other backends add their own schemes (the entry point group
+    dispytch.dead_letter_stores). Give the password with --password-file or
+    DISPYTCH_BROKER_PASSWORD rather than in the URL, so that it stays out of the shell's
+    history (docs/security.md).
     """
 
 
@@ -60,10 +62,10 @@ def source_options(command: F) -> F:
             envvar="DISPYTCH_BROKER_URL",
             required=True,
             metavar="URL",
-            help="kafka://host:port[,host:port], kafka+ssl://..., amqp://user@host:port/vhost "
-            "or amqps://... (default: $DISPYTCH_BROKER_URL).",
+            help="kafka://host:port[,host:port], kafka+ssl://..., amqp://user@host:port/vhost, "
+            "amqps://..., redis://host:port/db or rediss://... (default: $DISPYTCH_BROKER_URL).",
         ),
-        click.option("--topic", help="Kafka: the dead-letter topic."),
+        click.option("--topic", help="Kafka: the dead-letter topic; Redis: the stream."),
         click.option(
             "--source-topic",
             help="Kafka: read <SOURCE_TOPIC>.dlq. RabbitMQ: only letters from this topic.",

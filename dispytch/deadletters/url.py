@@ -124,7 +124,9 @@ def open_store(
     - `amqp://user:password@host:5672/vhost` (`amqps://` for TLS): the dead-letter queue
       `queue` (default `dispytch.dlq`), replayed through `exchange` (default: the queue's name
       without `.dlq`). `source_topic` is not a destination on RabbitMQ (one queue holds the
-      dead letters of every topic): filter with `LetterFilter(original_topics=...)` instead.
+      dead letters of every topic): filter with `LetterFilter(original_topics=...)` instead;
+    - `redis://host:6379/0` (`rediss://` for TLS): the dead-letter stream `topic`, or
+      `<source_topic>.dlq`.
 
     `username` and `password` replace those of the URL; `ssl_context` sets up TLS (for a TLS
     URL only; without it, TLS verifies against the system's CA certificates).

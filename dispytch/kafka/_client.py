@@ -9,6 +9,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
+from dispytch.credentials import masked_url
 from dispytch.kafka import _aiokafka_private as private
 from dispytch.kafka._errors import KAFKA_EXCEPTIONS
 
@@ -55,6 +56,18 @@ def group_id(client: AIOKafkaConsumer | None, create_options: dict[str, Any] | N
         group: str | None = create_options["group_id"]
         return group
     return None if client is None else private.group_id(client)
+
+
+def describe_consumer(
+    client: AIOKafkaConsumer | None, create_options: dict[str, Any] | None
+) -> str:
+    """`KafkaConsumer.describe()`: its group and bootstrap servers (credentials masked)."""
+    group = group_id(client, create_options)
+    if create_options is None:
+        return f"KafkaConsumer(group={group!r}, wrapped client)"
+    servers = create_options["bootstrap_servers"]
+    shown = [masked_url(s) for s in ([servers] if isinstance(servers, str) else servers)]
+    return f"KafkaConsumer(group={group!r}, bootstrap_servers={','.join(shown)!r})"
 
 
 subscribed_topics = private.subscription

@@ -24,6 +24,7 @@ from dispytch.errors import ConsumerStoppedError
 from dispytch.kafka._client import (
     bounded,
     connection_options,
+    describe_consumer,
     group_id,
     install_listener,
     is_started,
@@ -156,6 +157,10 @@ class KafkaConsumer(Consumer):
         self._started = False
         self._stopped = False
         self._closed = False
+        #: a wrapped client that Dispytch stopped: aiokafka cannot start it again
+        self._client_spent = False
+        #: the rebalance listener the user subscribed a wrapped client with (called after ours)
+        self._user_rebalance_listener: Any = None
         self._stop_signal: asyncio.Future[None] | None = None
         if consumer is not None:
             self._choose_retry_topic(group_id(consumer, None))
@@ -222,6 +227,9 @@ class KafkaConsumer(Consumer):
         self._choose_retry_topic(group_id)
         return self
 
+    def describe(self) -> str:
+        return describe_consumer(self._client, self._create_options)
+
     @property
     def client(self) -> AIOKafkaConsumer | None:
         """The aiokafka consumer (None until `start()` for a consumer made by `create()`)."""
@@ -238,10 +246,17 @@ class KafkaConsumer(Consumer):
         check_subscription(subscription)
 
     async def start(self, subscriptions: Sequence[Subscription]) -> None:
+        """Subscribe and start the client; again after `close()` or a failed start (a new
+        client for `create()`; a wrapped client that Dispytch stopped cannot start again)."""
         if self._started:
             return
-        if self._closed:
-            raise ConsumerStoppedError("the consumer was closed")
+        if self._client_spent:
+            raise ConsumerStoppedError(
+                "the wrapped AIOKafkaConsumer was stopped (by close() or a failed start) and "
+                "cannot start again: wrap a new one, or use KafkaConsumer.create()"
+            )
+        self._closed = False
+        self._stopped = False
         for subscription in subscriptions:
             check_subscription(subscription)
         if self._create_options is not None:
@@ -259,18 +274,24 @@ class KafkaConsumer(Consumer):
         assert client is not None
         self._committer.enabled = warn_about_wrapped_client(client)
         warn_if_insecure(self._create_options, "the Kafka consumer")
-        await self._subscribe(client, subscriptions)
-        if not is_started(client):
-            self._owns_client = True
-            try:
-                await client.start()
-            except KAFKA_EXCEPTIONS as exc:
-                await quiet_stop(client)
-                raise await start_error(exc, self._create_options, "starting the consumer") from exc
+        try:
+            await self._subscribe(client, subscriptions)
+            if not is_started(client):
+                self._owns_client = True
+                try:
+                    await client.start()
+                except KAFKA_EXCEPTIONS as exc:
+                    await quiet_stop(client)
+                    error = await start_error(exc, self._create_options, "starting the consumer")
+                    raise error from exc
+        except BaseException:  # the broker is down, or cancelled (a stop while connecting)
+            if self._owns_client:
+                await bounded(quiet_stop(client), "stopping the Kafka client")
+                self._client_spent = self._create_options is None
+            raise
         self._stop_signal = asyncio.get_running_loop().create_future()
         self._committer.start(client)
         self._started = True
-        self._stopped = False
 
     async def receive(self) -> Delivery:
         return (await self.receive_many(1))[0]
@@ -314,6 +335,8 @@ class KafkaConsumer(Consumer):
             signal.set_result(None)
 
     async def close(self) -> None:
+        """Commit what is settled and stop the client if Dispytch started it; `start()` may
+        follow."""
         if self._closed:
             return
         await self.stop()
@@ -332,6 +355,7 @@ class KafkaConsumer(Consumer):
         await bounded(self._publisher.close(), "stopping the dead-letter and retry producer")
         if client is not None and self._owns_client:
             await bounded(quiet_stop(client), "stopping the Kafka client")
+            self._client_spent = self._create_options is None
         self._started = False
 
     # -- settlement (called by KafkaDelivery) ------------------------------------------------
@@ -396,7 +420,12 @@ class KafkaConsumer(Consumer):
         else:
             topics, pattern = current
             plan = SubscriptionPlan(tuple(sorted(topics)), pattern)
-            listener.chain(install_listener(client, listener))
+            previous = install_listener(client, listener)
+            if isinstance(previous, CommittingRebalanceListener):  # ours, from an earlier start
+                previous = self._user_rebalance_listener
+            else:
+                self._user_rebalance_listener = previous
+            listener.chain(previous)
         retry_topic = self._retry_topic
         if retry_topic is not None and self._scheduler is not None:
             if self._create_retry_topic:

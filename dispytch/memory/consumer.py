@@ -124,6 +124,9 @@ class InMemoryConsumer(Consumer):
         self._waiter: asyncio.Future[None] | None = None
         self._stopped = False
 
+    def describe(self) -> str:
+        return f"InMemoryConsumer(group={self.group!r})"
+
     async def start(self, subscriptions: Sequence[Subscription]) -> None:
         if self.topics is not None:
             subscriptions = [Subscription.parse(topic, self.delimiter) for topic in self.topics]

@@ -14,6 +14,7 @@ try:
         AbstractIncomingMessage,
         AbstractQueue,
     )
+    from aio_pika.connection import make_url
 except ImportError as error:  # pragma: no cover - exercised in a subprocess test
     raise missing_extra("rabbitmq", "aio-pika") from error
 
@@ -25,4 +26,5 @@ __all__ = [
     "AbstractQueue",
     "aio_pika",
     "aiormq",
+    "make_url",
 ]

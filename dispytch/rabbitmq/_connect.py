@@ -13,7 +13,7 @@ from yarl import URL
 
 from dispytch.credentials import masked, url_secrets
 from dispytch.errors import BackendError, BrokerUnavailableError
-from dispytch.rabbitmq._amqp import AbstractConnection, aio_pika, aiormq
+from dispytch.rabbitmq._amqp import AbstractConnection, aio_pika, aiormq, make_url
 from dispytch.rabbitmq._errors import CONNECTION_ERRORS
 from dispytch.security import (
     authentication_error,
@@ -44,9 +44,17 @@ async def connect(
     try:
         if reconnect_interval is None:
             return await aio_pika.connect(url, timeout=timeout, ssl_context=ssl_context)
-        return await aio_pika.connect_robust(
-            url, timeout=timeout, reconnect_interval=reconnect_interval, ssl_context=ssl_context
+        # made here rather than by connect_robust, which leaves its reconnection task trying
+        # in the background when the first attempt is cancelled (a stop while connecting)
+        connection = aio_pika.RobustConnection(
+            make_url(url), ssl_context=ssl_context, reconnect_interval=reconnect_interval
         )
+        try:
+            await connection.connect(timeout=timeout)
+        except BaseException:
+            await connection.close()
+            raise
+        return connection
     except CONNECTION_ERRORS as error:
         raise connect_error(error, url, f"{what} cannot connect to RabbitMQ") from error
 

@@ -149,15 +149,33 @@ class RabbitMQConsumer(Consumer):
         consumer._reconnect_interval = reconnect_interval
         return consumer
 
+    def describe(self) -> str:
+        if self._url is None:
+            return f"RabbitMQConsumer(queues={self.queue_names!r})"
+        return (
+            f"RabbitMQConsumer(group={self._group!r}, url={self._masked(self._url)!r}, "
+            f"queue={self._topology.queue(self._group or '')!r})"
+        )
+
     @property
     def queue_names(self) -> list[str]:
         return [queue.name for queue in self._queues]
 
     async def start(self, subscriptions: Sequence[Subscription]) -> None:
+        """Connect (when created by `create()`), declare, and consume. Starts again after
+        `close()`, and after a start that failed or was cancelled (which closes what it had
+        opened)."""
         if self._started:
-            raise RuntimeError("the consumer was already started")
+            raise RuntimeError("the consumer was already started: close() it first")
         self._started = True
         self._delimiter = next((s.delimiter for s in subscriptions), None)
+        # a fresh run: what an earlier run left (its stop marker, its tags) is not carried over
+        self._stopped = False
+        self._buffer = asyncio.Queue()
+        self._consumers = []
+        self._unsettled = {}
+        self._refusing = {}
+        self._settlement = None
         try:
             if self._url is not None:
                 await self._declare_own(list(subscriptions))
@@ -188,6 +206,9 @@ class RabbitMQConsumer(Consumer):
             raise BrokerUnavailableError(
                 self._masked(f"cannot start the RabbitMQ consumer: {error!r}")
             ) from error
+        except BaseException:  # cancelled (a stop while connecting), or a refused argument
+            await self.close()
+            raise
 
     def _masked(self, text: str) -> str:
         return masked(text, url_secrets(self._url or ""))
@@ -195,14 +216,14 @@ class RabbitMQConsumer(Consumer):
     async def _declare_own(self, subscriptions: list[Subscription]) -> None:
         assert self._url is not None
         assert self._group is not None
-        self._connection = await connect(
+        connection = self._connection = await connect(
             self._url,
             ssl_context=self._ssl_context,
             timeout=self._connect_timeout,
             reconnect_interval=self._reconnect_interval,
             what="the RabbitMQ consumer",
         )
-        channel: AbstractChannel = await self._connection.channel(publisher_confirms=True)
+        channel: AbstractChannel = await connection.channel(publisher_confirms=True)
         exchange: AbstractExchange = await declare_exchange(channel, self._topology.exchange)
         queue = await declare_group_queue(
             channel,
@@ -214,7 +235,7 @@ class RabbitMQConsumer(Consumer):
         self._queues = [queue]
         # dead letters and delays are published on a channel of their own, so that flow
         # control on publishing never holds up consuming
-        self._publish_channel = await self._connection.channel(
+        self._publish_channel = await connection.channel(
             publisher_confirms=True, on_return_raises=True
         )
 
@@ -323,15 +344,19 @@ class RabbitMQConsumer(Consumer):
                 await _requeue(item[0])
 
     async def close(self) -> None:
-        await self.stop()
-        await self._give_back_buffered()  # what arrived after the stop
-        for delivery in list(self._unsettled.values()):
-            if not delivery.settled:
-                await delivery.nack()
-        self._unsettled.clear()
-        if self._connection is not None:
-            connection, self._connection = self._connection, None
-            await connection.close()
+        try:
+            await self.stop()
+            await self._give_back_buffered()  # what arrived after the stop
+            for delivery in list(self._unsettled.values()):
+                if not delivery.settled:
+                    await delivery.nack()
+            self._unsettled.clear()
+            if self._connection is not None:
+                connection, self._connection = self._connection, None
+                self._publish_channel = None
+                await connection.close()
+        finally:
+            self._started = False  # start() may connect again
 
 
 def _channel_closed(message: AbstractIncomingMessage) -> bool:

@@ -24,12 +24,13 @@ from dispytch.backends.base import Consumer
 from dispytch.errors import ConsumerStoppedError
 from dispytch.reasons import DLQ_HEADER_PREFIX, DeadLetterReason, dead_letter_headers
 from dispytch.testing.harness import BackendHarness, Session, message, new_name
+from dispytch.testing.lifecycle_scenarios import LifecycleScenarios
 from dispytch.testing.listener_scenarios import ListenerScenarios
 
 __all__ = ["BackendHarness", "ConformanceSuite", "Session", "message", "new_name"]
 
 
-class ConformanceSuite(ListenerScenarios):
+class ConformanceSuite(ListenerScenarios, LifecycleScenarios):
     """The scenarios. Subclasses provide the `harness` fixture."""
 
     @pytest.fixture

@@ -167,3 +167,15 @@ def dispytch() -> Callable[..., Result]:
         return runner.invoke(cli, list(args), env=env, catch_exceptions=False)
 
     return invoke
+
+
+REDIS = os.environ.get("DISPYTCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(REDIS)
+    _require("Redis", parts.hostname or "127.0.0.1", parts.port or 6379)
+    return REDIS

@@ -22,7 +22,8 @@ def require_local(name: str) -> None:
     if name == "kafka":
         host = clients.KAFKA_BOOTSTRAP.split(",")[0].rpartition(":")[0]
     else:
-        host = urlsplit(clients.RABBITMQ_URL).hostname or ""
+        url = clients.REDIS_URL if name == "redis" else clients.RABBITMQ_URL
+        host = urlsplit(url).hostname or ""
     if host in {"127.0.0.1", "localhost"} and SCRIPT.exists():
         return
     message = f"stopping {name} needs the local broker of scripts/brokers (it is at {host!r})"

@@ -9,6 +9,9 @@ from dispytch.backends.base import Consumer, Producer
 
 KAFKA_BOOTSTRAP = os.environ.get("DISPYTCH_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
 RABBITMQ_URL = os.environ.get("DISPYTCH_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
+REDIS_URL = os.environ.get("DISPYTCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+#: a killed Redis member's entries are taken over once idle this long (handlers are quick)
+REDIS_CONSUMER_OPTIONS: dict[str, Any] = {"claim_idle": 2.0, "claim_interval": 0.5}
 
 #: a killed Kafka member blocks its group's next rebalance until its session expires: keep
 #: that short (6 s is the broker's default minimum), so that a restarted worker resumes soon
@@ -33,6 +36,10 @@ def consumer(backend: str, group: str, exchange: str | None = None) -> Consumer:
         return RabbitMQConsumer.create(
             RABBITMQ_URL, group, exchange=exchange, reconnect_interval=RABBITMQ_RECONNECT_INTERVAL
         )
+    if backend == "redis":
+        from dispytch.redis import RedisStreamConsumer
+
+        return RedisStreamConsumer.create(REDIS_URL, group, **REDIS_CONSUMER_OPTIONS)
     raise ValueError(f"no such broker backend: {backend!r}")
 
 
@@ -49,4 +56,8 @@ def producer(backend: str, exchange: str | None = None) -> Producer:
         return RabbitMQProducer.create(
             RABBITMQ_URL, exchange=exchange, reconnect_interval=RABBITMQ_RECONNECT_INTERVAL
         )
+    if backend == "redis":
+        from dispytch.redis import RedisStreamProducer
+
+        return RedisStreamProducer.create(REDIS_URL)
     raise ValueError(f"no such broker backend: {backend!r}")

@@ -36,8 +36,8 @@ def broker_problem(backend: str) -> str | None:
         host, _, port = clients.KAFKA_BOOTSTRAP.split(",")[0].strip().rpartition(":")
         address = (host or "127.0.0.1", int(port))
     else:
-        url = urlsplit(clients.RABBITMQ_URL)
-        address = (url.hostname or "127.0.0.1", url.port or 5672)
+        url = urlsplit(clients.REDIS_URL if backend == "redis" else clients.RABBITMQ_URL)
+        address = (url.hostname or "127.0.0.1", url.port or (6379 if backend == "redis" else 5672))
     try:
         with socket.create_connection(address, timeout=3):
             return None
@@ -65,10 +65,13 @@ def new_stream(backend: str) -> Stream:
 
 
 def stream_for(backend: str) -> Stream:
+    from .redis_stream import RedisStream  # it builds on Stream, defined here
+
     kinds: dict[str, type[Stream]] = {
         "memory": MemoryStream,
         "kafka": KafkaStream,
         "rabbitmq": RabbitMQStream,
+        "redis": RedisStream,
     }
     return kinds[backend]()
 

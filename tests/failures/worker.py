@@ -65,7 +65,7 @@ async def announce_ready(record: Recorder) -> None:
 
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backend", choices=["kafka", "rabbitmq"], required=True)
+    parser.add_argument("--backend", choices=["kafka", "rabbitmq", "redis"], required=True)
     parser.add_argument("--topic", required=True)
     parser.add_argument("--group", required=True)
     parser.add_argument("--exchange", help="RabbitMQ: the stream's exchange")

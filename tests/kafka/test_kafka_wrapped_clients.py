@@ -121,3 +121,36 @@ async def test_auto_commit_on_the_users_consumer_is_warned_about(
     await consumer.close()
     assert "enable_auto_commit=True" in caplog.text
     assert "at-least-once cannot be guaranteed" in caplog.text
+
+
+async def test_a_user_started_client_is_wrapped_again_after_close(
+    bootstrap: str, new_topic: NewTopicFactory
+) -> None:
+    topic = await new_topic()
+    users_listener = RecordingListener()
+    aio_consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=group_name(),
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    aio_consumer.subscribe([topic], listener=users_listener)
+    await aio_consumer.start()
+    producer = KafkaProducer.create(bootstrap)
+    consumer = KafkaConsumer(aio_consumer, commit_interval=0.05, create_retry_topic=False)
+    try:
+        for value in (b"first run", b"second run"):
+            await producer.send(OutgoingMessage(topic, value), timeout=10)
+            await consumer.start([])
+            try:
+                (delivery,) = await receive_n(consumer, 1)
+                assert delivery.value == value
+                await delivery.ack()
+            finally:
+                await consumer.close()
+        # our rebalance listener of the second run calls the user's, not the first run's
+        installed = aio_consumer._subscription._listener
+        assert installed._chained is users_listener
+    finally:
+        await producer.close()
+        await aio_consumer.stop()

@@ -137,3 +137,22 @@ def test_missing_aio_pika_names_the_extra() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "MissingExtraError" in out.stdout
     assert "dispytch[rabbitmq]" in out.stdout
+
+
+async def test_a_wrapped_consumer_starts_again_after_close(channel: Any, names: Names) -> None:
+    exchange = await channel.declare_exchange(names.exchange("events"), "direct", durable=True)
+    queue = await channel.declare_queue(names.queue("users"), durable=True)
+    await queue.bind(exchange, "user_events")
+    consumer = RabbitMQConsumer(
+        queue, dead_letter_exchange=names.exchange("dlx"), dead_letter_queue=names.queue("dlq")
+    )
+    producer = RabbitMQProducer(exchange, timeout=5)
+    for value in (b"first run", b"second run"):
+        await consumer.start([Subscription.parse("ignored", ":")])
+        try:
+            await producer.send(OutgoingMessage("user_events", value))
+            delivery = await asyncio.wait_for(consumer.receive(), 10)
+            assert delivery.value == value
+            await delivery.ack()
+        finally:
+            await consumer.close()
