@@ -99,6 +99,12 @@ class TopicFormatError(EventSerializationError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class InvalidTopicNameError(TopicFormatError):
+    """The backend cannot carry this topic name (Kafka: a character other than a-z A-Z 0-9 . _ -,
+    or longer than 249). Raised before anything is sent or subscribed; the message names the
+    rule. See docs/backends/index.md for each backend's rules."""
+
+
 class ProducerError(EmitError, BackendError):
     """The producer or the broker refused or failed to store the message."""
 

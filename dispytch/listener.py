@@ -43,7 +43,8 @@ class EventListener(HandlerRegistry):
       without a codec is dead-lettered. See docs/codecs.md.
     - `deserializer`: a 0.10-style deserializer that reads every message, whatever its
       `content-type` header.
-    - `topic_delimiter`: splits topics into segments for `{name}` and `*` in handler topics.
+    - `topic_delimiter`: splits topics into segments for `{name}` and `*` in handler topics;
+      by default the consumer's (`capabilities.topic_delimiter`: "." on Kafka, else ":").
     - `max_concurrency`: deliveries handled (or waiting behind their key) at once; the listener
       fetches no more than that.
     - `shutdown_grace`: seconds `stop()` lets running handlers finish before cancelling them
@@ -57,7 +58,7 @@ class EventListener(HandlerRegistry):
         self,
         consumer: Consumer,
         deserializer: Deserializer | None = None,
-        topic_delimiter: str = ":",
+        topic_delimiter: str | None = None,
         *,
         max_concurrency: int = 100,
         shutdown_grace: float = 30.0,
@@ -71,6 +72,8 @@ class EventListener(HandlerRegistry):
         self.max_concurrency = max_concurrency
         self.shutdown_grace = shutdown_grace
         self.close_timeout = close_timeout
+        if topic_delimiter is None:  # the backend's default: "." on Kafka, ":" elsewhere
+            topic_delimiter = consumer.capabilities.topic_delimiter
         router = Router(topic_delimiter)
         super().__init__(
             router,
@@ -80,6 +83,7 @@ class EventListener(HandlerRegistry):
                 dead_letter_unhandled,
                 None if deserializer is None else SerializerCodec(None, deserializer),
             ),
+            consumer.check_subscription,
         )
         self._stopping = False
         #: set when the shutdown of the current (or last) listen() is complete; a new one per

@@ -16,12 +16,20 @@ from dispytch.middleware.context import HandlerMiddleware, MessageMiddleware, co
 from dispytch.overrides import DependencyOverrides
 from dispytch.retry import Backoff
 from dispytch.routing.group import HandlerFunc, HandlerGroup, HandlerSpec
+from dispytch.routing.patterns import Subscription
 from dispytch.routing.router import Router
 
 
 class HandlerRegistry:
-    def __init__(self, router: Router, dispatcher: Dispatcher) -> None:
+    def __init__(
+        self,
+        router: Router,
+        dispatcher: Dispatcher,
+        check_subscription: Callable[[Subscription], None] | None = None,
+    ) -> None:
         self._router = router
+        #: the backend's topic-name check (`Consumer.check_subscription`)
+        self._check_subscription = check_subscription
         self._dispatcher = dispatcher
         self._message_middleware: list[MessageMiddleware] = []
         self._handler_middleware: list[HandlerMiddleware] = []
@@ -128,6 +136,9 @@ class HandlerRegistry:
             raise RuntimeError(
                 f"handler {spec.name!r}: handlers must be added before the listener starts"
             )
+        if self._check_subscription is not None:
+            # a topic name the backend refuses fails here, not at start or after a broker timeout
+            self._check_subscription(Subscription.parse(spec.topic, self._router.delimiter))
         self._router.check(spec)
 
     def _add_handler(self, spec: HandlerSpec) -> None:

@@ -93,13 +93,13 @@ class Retrier:
                 return GIVEN_BACK
             delay = policy.delay(attempt)
             logger.warning(
-                "handler %r failed on event %s (attempt %d, %s: %s); retrying in %.2fs",
+                "handler %r failed on event %s (attempt %d, %s: %s); retrying %s",
                 spec.name,
                 run.id,
                 attempt,
                 type(error).__name__,
                 error,
-                delay,
+                when(delay),
             )
             if await self.wait(delay):
                 return GIVEN_BACK
@@ -166,13 +166,13 @@ class Retrier:
             await self.wait(delay)
             return GIVEN_BACK
         logger.warning(
-            "handler %r failed on event %s (attempt %d, %s: %s); retrying in %.2fs via the broker",
+            "handler %r failed on event %s (attempt %d, %s: %s); retrying %s via the broker",
             spec.name,
             event_id,
             attempt,
             type(error).__name__,
             error,
-            delay,
+            when(delay),
         )
         return RETRIED_LATER
 
@@ -188,3 +188,12 @@ class Retrier:
             if not is_failure(error):
                 raise
             logger.exception("could not nack it; the broker will deliver it again")
+
+
+def when(delay: float) -> str:
+    """A backoff as a log line says it: "at once", "in 12 ms", "in 1.50 s"."""
+    if delay < 0.0005:
+        return "at once"
+    if delay < 1:
+        return f"in {delay * 1000:.0f} ms"
+    return f"in {delay:.2f} s"

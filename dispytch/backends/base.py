@@ -60,6 +60,9 @@ class Capabilities:
     native_delay: bool = False
     #: the largest message value the broker accepts, when it has a limit
     max_message_bytes: int | None = None
+    #: the `topic_delimiter` a listener uses when it is given none (Kafka: "."; ":" can be in
+    #: no Kafka topic name)
+    topic_delimiter: str = ":"
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +157,11 @@ class Consumer(abc.ABC):
         """Called by the listener before `start()`. Optional: a backend may size its prefetch
         by `needs.max_in_flight`, or skip preparing delayed retries nobody uses."""
 
+    def check_subscription(self, subscription: Subscription) -> None:
+        """Optional: raise `InvalidTopicNameError` (naming the rule) when no topic this
+        backend can carry matches `subscription`. Called when a handler is registered, and
+        again by `start()`, so that a name the broker would refuse fails at once."""
+
     @abc.abstractmethod
     async def start(self, subscriptions: Sequence[Subscription]) -> None:
         """Connect and subscribe. `subscriptions` are the listener's handler topics; a consumer
@@ -196,6 +204,10 @@ class Producer(abc.ABC):
 
     async def start(self) -> None:
         """Connect, when the producer owns its client. Called by the emitter on first use."""
+
+    def check_topic(self, topic: str) -> None:
+        """Optional: raise `InvalidTopicNameError` (naming the rule) when this backend cannot
+        carry `topic`. `send` and `send_many` call it before sending anything."""
 
     @abc.abstractmethod
     async def send(self, message: OutgoingMessage, *, timeout: float | None = None) -> None:

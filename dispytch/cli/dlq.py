@@ -29,6 +29,7 @@ from dispytch.deadletters import (
     DeadLetterStore,
     LetterFilter,
     StoreUsageError,
+    find_letters,
     open_store,
     replay_letters,
     select_letters,
@@ -90,6 +91,11 @@ def filter_options(command: F) -> F:
     options = [
         click.option("--event-type", multiple=True, help="Only this event type (repeatable)."),
         click.option(
+            "--group",
+            multiple=True,
+            help="RabbitMQ: only letters of this consumer group (or its queue; repeatable).",
+        ),
+        click.option(
             "--error-type", multiple=True, help="Only this exception class name (repeatable)."
         ),
         click.option(
@@ -137,13 +143,12 @@ def list_command(as_json: bool, include_replayed: bool, **options: Any) -> None:
 @click.option("--json", "as_json", is_flag=True, help="As one JSON object.")
 @click.option("--all", "include_replayed", is_flag=True, help="Kafka: include replayed letters.")
 def show_command(letter: str, as_json: bool, include_replayed: bool, **options: Any) -> None:
-    """Show one dead letter in full: LETTER is its event id or its index in `list`."""
+    """Show one dead letter in full: LETTER is its event id, a unique start of it (77ab), or
+    its index in `list`."""
 
     async def run(store: DeadLetterStore, selection: LetterFilter) -> None:
         letters = await select_letters(store, selection, include_replayed=include_replayed)
-        found = [one for one in letters if one.event_id == letter]
-        if not found and letter.isdigit():
-            found = [one for one in letters if one.index == int(letter)]
+        found = find_letters(letters, letter)
         if not found:
             raise click.ClickException(printable(f"no dead letter {letter!r} in {store.source}"))
         for number, one in enumerate(found):
@@ -244,6 +249,7 @@ def _run(
             # one destination for every topic: --source-topic selects letters, not the store
             original_topics=[source_topic] if source_topic and store.holds_every_topic else [],
             error_contains=options.get("error_contains"),
+            groups=options.get("group", ()),
         )
 
         async def main() -> None:

@@ -31,6 +31,7 @@ from dispytch.deadletters.errors import (
 )
 from dispytch.deadletters.filters import LetterFilter
 from dispytch.deadletters.letter import DeadLetter, Envelope, decode_envelope, replay_headers
+from dispytch.deadletters.lookup import AmbiguousLetterError, find_letters
 from dispytch.deadletters.replay import ReplayReport, replay_letters, select_letters
 from dispytch.deadletters.store import DeadLetterStore
 from dispytch.deadletters.url import (
@@ -45,6 +46,7 @@ from dispytch.reasons import DeadLetterReason
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "AmbiguousLetterError",
     "DeadLetter",
     "DeadLetterError",
     "DeadLetterReason",
@@ -59,6 +61,7 @@ __all__ = [
     "StoreOptions",
     "StoreUsageError",
     "decode_envelope",
+    "find_letters",
     "open_store",
     "register_store_opener",
     "replay_headers",

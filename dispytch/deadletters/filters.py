@@ -12,7 +12,9 @@ from dispytch.deadletters.letter import DeadLetter
 class LetterFilter:
     """Selects dead letters. Every given criterion must hold; an empty set means "any".
 
-    `error_contains` is a case-insensitive substring of the error message.
+    `error_contains` is a case-insensitive substring of the error message. `groups` holds
+    consumer group names (or RabbitMQ queue names): a letter whose backend records no group
+    matches no group.
     """
 
     event_types: frozenset[str] = frozenset()
@@ -20,6 +22,7 @@ class LetterFilter:
     stages: frozenset[str] = frozenset()
     original_topics: frozenset[str] = frozenset()
     error_contains: str | None = None
+    groups: frozenset[str] = frozenset()
 
     @classmethod
     def of(
@@ -30,6 +33,7 @@ class LetterFilter:
         stages: Iterable[str] = (),
         original_topics: Iterable[str] = (),
         error_contains: str | None = None,
+        groups: Iterable[str] = (),
     ) -> LetterFilter:
         return cls(
             frozenset(event_types),
@@ -37,6 +41,7 @@ class LetterFilter:
             frozenset(stages),
             frozenset(original_topics),
             error_contains or None,
+            frozenset(groups),
         )
 
     def __call__(self, letter: DeadLetter) -> bool:
@@ -48,6 +53,8 @@ class LetterFilter:
         if self.stages and (reason is None or reason.stage not in self.stages):
             return False
         if self.original_topics and letter.original_topic not in self.original_topics:
+            return False
+        if self.groups and not self.groups & {letter.group, letter.metadata.get("group")}:
             return False
         if self.error_contains is not None:
             message = reason.error_message if reason is not None else ""

@@ -61,6 +61,13 @@ class DeadLetter:
         return self.reason.event_type if self.reason else None
 
     @property
+    def group(self) -> str | None:
+        """The consumer group that dead-lettered it, when the backend records one (RabbitMQ:
+        the group of `RabbitMQConsumer.create(url, group)`)."""
+        group = self.metadata.get("group_name") or self.metadata.get("group")
+        return group if isinstance(group, str) and group else None
+
+    @property
     def original_topic(self) -> str | None:
         return self.reason.original_topic if self.reason and self.reason.original_topic else None
 

@@ -47,8 +47,11 @@ async def ensure_retry_topic(
     With `create=False` it only checks. Returns whether the topic exists now.
     """
     admin = AIOKafkaAdminClient(**{k: v for k, v in options.items() if k not in _NOT_FOR_ADMIN})
+    # said in the error: an unreachable broker is not a failure to create the retry topic
+    doing = "connecting"
     try:
         await admin.start()
+        doing = f"looking for the retry topic {topic!r}"
         # listed, not described: aiokafka's describe_topics asks the broker to auto-create
         # the topics it names, and the public API has no way to ask otherwise
         existing = set(await admin.list_topics())
@@ -56,6 +59,7 @@ async def ensure_retry_topic(
             return True
         if not create:
             return False
+        doing = f"creating the retry topic {topic!r}"
         if handler_topics:
             matching = [t for t in handler_topics if t in existing]
         else:
@@ -66,7 +70,7 @@ async def ensure_retry_topic(
         await _wait_for_leaders(admin, topic, partitions or largest)
         return True
     except KAFKA_EXCEPTIONS as exc:
-        raise await start_error(exc, options, f"creating the retry topic {topic!r}") from exc
+        raise await start_error(exc, options, doing) from exc
     finally:
         await _close(admin)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from dispytch.backends.base import Subscription
 
@@ -59,3 +60,26 @@ def plan_subscription(
     if literal:
         parts.insert(0, f"(?:{'|'.join(re.escape(t) for t in literal)})\\Z")
     return SubscriptionPlan(pattern="|".join(parts))
+
+
+#: how often (ms) a consumer that subscribes by pattern asks for the cluster's topics, unless
+#: `metadata_max_age_ms` is given: a new matching topic is read within about this long, for one
+#: metadata request per interval (aiokafka's default, 5 minutes, left new topics unread that long)
+PATTERN_METADATA_MAX_AGE_MS = 3000
+
+
+def with_pattern_refresh(
+    options: dict[str, Any],
+    given: bool,
+    topics: Sequence[str] | None,
+    pattern: str | None,
+    subscriptions: Sequence[Subscription],
+) -> dict[str, Any]:
+    """`options` with `metadata_max_age_ms` lowered when the consumer will subscribe by pattern
+    and the user did not set it (`given`)."""
+    by_pattern = pattern is not None or (
+        not topics and any(not subscription.is_literal for subscription in subscriptions)
+    )
+    if given or not by_pattern:
+        return options
+    return {**options, "metadata_max_age_ms": PATTERN_METADATA_MAX_AGE_MS}

@@ -37,6 +37,7 @@ from dispytch.kafka._dead_letters import (
     DEFAULT_DEAD_LETTER_SUFFIX,
     DeadLetterPublisher,
     dead_letter_topic_namer,
+    per_pattern_namer,
     stored_headers,
 )
 from dispytch.kafka._delivery import KafkaDelivery
@@ -49,7 +50,12 @@ from dispytch.kafka._redelivery import Rewinder
 from dispytch.kafka._retry import DEFAULT_RETRY_SUFFIX, RetryScheduler, retry_headers
 from dispytch.kafka._retry_topic import ensure_retry_topic
 from dispytch.kafka._secure import start_error, warn_if_insecure
-from dispytch.kafka._subscribe import SubscriptionPlan, plan_subscription
+from dispytch.kafka._subscribe import (
+    SubscriptionPlan,
+    plan_subscription,
+    with_pattern_refresh,
+)
+from dispytch.kafka._topic_names import check_subscription
 
 log = logging.getLogger("dispytch.kafka")
 
@@ -60,6 +66,7 @@ KAFKA_CAPABILITIES = Capabilities(
     redelivers_on_nack=True,
     native_delay=True,
     max_message_bytes=1_000_000,
+    topic_delimiter=".",
 )
 #: a consumer without a retry topic (delayed_retries=False, or no group) cannot retry later
 NO_RETRY_TOPIC_CAPABILITIES = replace(KAFKA_CAPABILITIES, native_delay=False)
@@ -86,7 +93,8 @@ class KafkaConsumer(Consumer):
     `KafkaConsumer.create(bootstrap_servers, group_id, ...)` creates and owns the client.
 
     Dead letters go to `dead_letter_topic(topic)` when given, else to `topic + dead_letter_suffix`
-    (default `<topic>.dlq`). Delayed retries go through `retry_topic` (default
+    (default `<topic>.dlq`); those of a wildcard handler topic go to its literal start plus the
+    suffix (`orders.{customer_id}`: `orders.dlq`). Delayed retries go through `retry_topic` (default
     `<group_id>.retry`), created with `retry_partitions` partitions when missing (unless
     `create_retry_topic=False`) and read along with the handler topics; `delayed_retries=False`
     turns them off. Both are stored through `dead_letter_producer` when given, else through a
@@ -119,6 +127,7 @@ class KafkaConsumer(Consumer):
         self._create_options: dict[str, Any] | None = None
         self._topics: tuple[str, ...] | None = None
         self._pattern: str | None = None
+        self._metadata_age_given = False
         self._owns_client = False
         self._dead_letter_suffix = None if dead_letter_topic is not None else dead_letter_suffix
         self._publisher = RecordPublisher(
@@ -214,6 +223,7 @@ class KafkaConsumer(Consumer):
         }
         self._topics = tuple(topics) if topics else None
         self._pattern = pattern
+        self._metadata_age_given = "metadata_max_age_ms" in aiokafka_options
         self._choose_retry_topic(group_id)
         return self
 
@@ -232,6 +242,9 @@ class KafkaConsumer(Consumer):
 
     # -- lifecycle ---------------------------------------------------------------------------
 
+    def check_subscription(self, subscription: Subscription) -> None:
+        check_subscription(subscription)
+
     async def start(self, subscriptions: Sequence[Subscription]) -> None:
         """Subscribe and start the client; again after `close()` or a failed start (a new
         client for `create()`; a wrapped client that Dispytch stopped cannot start again)."""
@@ -244,8 +257,18 @@ class KafkaConsumer(Consumer):
             )
         self._closed = False
         self._stopped = False
+        for subscription in subscriptions:
+            check_subscription(subscription)
         if self._create_options is not None:
-            self._client = AIOKafkaConsumer(**self._create_options)
+            self._client = AIOKafkaConsumer(
+                **with_pattern_refresh(
+                    self._create_options,
+                    self._metadata_age_given,
+                    self._topics,
+                    self._pattern,
+                    subscriptions,
+                )
+            )
             self._owns_client = True
         client = self._client
         assert client is not None
@@ -420,6 +443,9 @@ class KafkaConsumer(Consumer):
             if retry_topic is not None:
                 self._scheduler.attach(client)
         self._retry_topic_read = retry_topic is not None
+        suffix = self._dead_letter_suffix
+        if suffix is not None and self._topics is None and self._pattern is None:
+            self._dead_letters.topic_for = per_pattern_namer(subscriptions, suffix)
         accepts = plan.accepts()
         self.reads_topic = lambda topic: topic != retry_topic and accepts(topic)
         full = plan.with_topic(retry_topic)

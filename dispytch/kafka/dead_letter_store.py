@@ -39,6 +39,7 @@ from dispytch.deadletters.store import DeadLetterStore
 from dispytch.deadletters.url import StoreOptions, StoreUsageError
 from dispytch.errors import BackendError, BrokerUnavailableError
 from dispytch.kafka._client import CONNECTION_OPTIONS
+from dispytch.kafka._dead_letters import missing_topic_message, source_stem
 from dispytch.kafka._errors import KAFKA_EXCEPTIONS, connection_error
 from dispytch.kafka._replay_progress import PartitionProgress
 from dispytch.kafka._secure import start_error, warn_if_insecure
@@ -194,8 +195,9 @@ class KafkaDeadLetterStore(DeadLetterStore):
         admin = AIOKafkaAdminClient(bootstrap_servers=self._servers, **self._connection_options())
         try:
             await admin.start()
-            if self.topic not in await admin.list_topics():
-                raise DeadLetterSourceError(f"Kafka has no topic {self.topic!r}")
+            existing = await admin.list_topics()
+            if self.topic not in existing:
+                raise DeadLetterSourceError(missing_topic_message(self.topic, existing))
             described = await admin.describe_topics([self.topic])
         except KAFKA_EXCEPTIONS as error:
             raise await start_error(
@@ -358,7 +360,7 @@ def open_from_url(broker_url: str, options: StoreOptions) -> KafkaDeadLetterStor
         raise StoreUsageError(f"no host in {masked_url(broker_url)!r}")
     topic = options.topic
     if topic is None:
-        topic = f"{options.source_topic}{DEAD_LETTER_SUFFIX}"
+        topic = f"{source_stem(options.source_topic or '')}{DEAD_LETTER_SUFFIX}"
     return KafkaDeadLetterStore(
         servers,
         topic,
@@ -390,3 +392,4 @@ def kafka_security(
     options["sasl_plain_username"] = username
     options["sasl_plain_password"] = password or ""
     return options
+

@@ -12,8 +12,10 @@ from aiokafka import AIOKafkaProducer
 from dispytch.backends.base import OutgoingMessage, Producer, mark_confirmed
 from dispytch.errors import BackendError
 from dispytch.kafka._aiokafka_private import producer_started
+from dispytch.kafka._client_logs import quiet_expected_client_logs
 from dispytch.kafka._errors import KAFKA_EXCEPTIONS, SEND_EXCEPTIONS, producer_error
 from dispytch.kafka._secure import start_error, warn_if_insecure
+from dispytch.kafka._topic_names import check_topic
 from dispytch.kafka.config import KafkaEventConfig, header_bytes
 from dispytch.loops import LoopBinding, other_loop_error
 
@@ -64,6 +66,7 @@ class KafkaProducer(Producer):
 
     async def start(self) -> None:
         self._leave_other_loop()
+        quiet_expected_client_logs()
         async with self._start_lock:
             if self._started:
                 return
@@ -83,7 +86,11 @@ class KafkaProducer(Producer):
             self._started = True
             self._loop.bind()
 
+    def check_topic(self, topic: str) -> None:
+        check_topic(topic)
+
     async def send(self, message: OutgoingMessage, *, timeout: float | None = None) -> None:
+        check_topic(message.topic)
         client = await self._ready()
         try:
             await asyncio.wait_for(self._send_one(client, message), timeout)
@@ -98,6 +105,8 @@ class KafkaProducer(Producer):
         error names the messages the broker confirmed (`mark_confirmed`)."""
         if not messages:
             return
+        for message in messages:
+            check_topic(message.topic)
         client = await self._ready()
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout

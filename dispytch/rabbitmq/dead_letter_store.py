@@ -204,11 +204,19 @@ class RabbitMQDeadLetterStore(DeadLetterStore):
                 "routing_key": message.routing_key,
                 "topic": topic,
                 "group": headers.get(GROUP_HEADER),
+                "group_name": self._group_name(headers.get(GROUP_HEADER)),
                 "message_id": message.message_id,
                 "content_type": message.content_type,
             },
             handle=message,
         )
+
+    def _group_name(self, queue: str | None) -> str | None:
+        """The consumer group whose queue (`<exchange>.<group>`) dead-lettered a letter."""
+        prefix = f"{self.exchange}." if self.exchange else None
+        if queue is not None and prefix is not None and queue.startswith(prefix):
+            return queue[len(prefix) :]
+        return queue
 
     def _outgoing(
         self, letter: DeadLetter, message: AbstractIncomingMessage, topic: str

@@ -10,7 +10,7 @@ from typing import Any
 
 from dispytch.backends.base import OutgoingMessage, Producer, mark_confirmed
 from dispytch.credentials import masked, url_secrets
-from dispytch.errors import BrokerUnavailableError, ProducerError
+from dispytch.errors import BrokerUnavailableError, InvalidTopicNameError, ProducerError
 from dispytch.loops import LoopBinding, other_loop_error
 from dispytch.rabbitmq._amqp import AbstractConnection, AbstractExchange, aio_pika
 from dispytch.rabbitmq._connect import connect
@@ -135,13 +135,17 @@ class RabbitMQProducer(Producer):
             self._connection = connection
             self._loop.bind()
 
+    def check_topic(self, topic: str) -> None:
+        check_routing_key(topic, routing_key_for(topic, self._delimiter))
+
     async def send(self, message: OutgoingMessage, *, timeout: float | None = None) -> None:
-        await self.start()
         config = message.config if isinstance(message.config, RabbitMQEventConfig) else None
-        exchange = self._exchange_for(config)
         routing_key = (config.routing_key if config else None) or routing_key_for(
             message.topic, self._delimiter
         )
+        check_routing_key(message.topic, routing_key)
+        await self.start()
+        exchange = self._exchange_for(config)
         mandatory = (
             self._mandatory if config is None or config.mandatory is None else config.mandatory
         )
@@ -160,6 +164,8 @@ class RabbitMQProducer(Producer):
         """Publish all messages at once and wait for every confirm. Not atomic: when one
         fails, the others may still have been stored; the error names those the broker
         confirmed (`mark_confirmed`)."""
+        for message in messages:
+            self.check_topic(message.topic)
         await self.start()
         results = await asyncio.gather(
             *(self.send(message, timeout=timeout) for message in messages),
@@ -254,3 +260,18 @@ class RabbitMQProducer(Producer):
 
 
 _NO_CONFIG = RabbitMQEventConfig()
+
+
+#: AMQP carries a routing key as a short string
+MAX_ROUTING_KEY_BYTES = 255
+
+
+def check_routing_key(topic: str, routing_key: str) -> None:
+    """Raise `InvalidTopicNameError` when RabbitMQ cannot carry the routing key (more than 255
+    bytes in UTF-8): at once, rather than as a closed channel."""
+    size = len(routing_key.encode())
+    if size > MAX_ROUTING_KEY_BYTES:
+        raise InvalidTopicNameError(
+            f"RabbitMQ cannot carry the topic {topic[:60]!r}...: its routing key has {size} "
+            f"bytes; RabbitMQ routing keys hold at most {MAX_ROUTING_KEY_BYTES} bytes (UTF-8)"
+        )

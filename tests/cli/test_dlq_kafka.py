@@ -177,3 +177,33 @@ def test_usage_errors_exit_2_and_a_missing_topic_exits_1(
     missing = dispytch("dlq", "list", "--broker", broker, "--topic", unique("absent"))
     assert missing.exit_code == 1
     assert "no topic" in missing.stderr
+
+
+def test_a_wildcard_handler_dead_letters_into_one_topic_the_cli_finds(
+    kafka_servers: str, dispytch: Callable[..., Result]
+) -> None:
+    """`orders.{customer_id}` dead-letters `orders.1` and `orders.2` into `orders.dlq`, which
+    `--source-topic orders` (or the pattern itself) reads; a wrong name lists what exists."""
+    stem = unique("orders").replace("-", "_")
+    pattern = stem + ".{customer_id}"
+    one, two = f"{stem}.1", f"{stem}.2"
+    asyncio.run(_create_topics(kafka_servers, one, two, stem + ".dlq"))
+    asyncio.run(
+        make_dead_letters(
+            KafkaConsumer.create(kafka_servers, unique("failing")),
+            KafkaProducer.create(kafka_servers),
+            pattern,
+            [events_for(one).placed(order_id="o-1"), events_for(two).placed(order_id="o-2")],
+            lambda: _dead_letter_count(kafka_servers, stem + ".dlq"),
+        )
+    )
+    broker = f"kafka://{kafka_servers}"
+    for source in (stem, pattern, stem + ".*"):
+        listed = dispytch("dlq", "list", "--broker", broker, "--source-topic", source, "--json")
+        rows = _lines(listed)
+        assert sorted(r["original_topic"] for r in rows) == [one, two]
+
+    missing = dispytch("dlq", "list", "--broker", broker, "--source-topic", one)
+    assert missing.exit_code == 1
+    assert f"'{one}.dlq'" in missing.stderr
+    assert f"{stem}.dlq" in missing.stderr.split("dead-letter topics are:", 1)[1]

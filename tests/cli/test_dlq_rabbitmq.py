@@ -153,3 +153,44 @@ def test_missing_queue_exits_1(rabbitmq_url: str, dispytch: Callable[..., Result
     result = dispytch("dlq", "list", "--broker", rabbitmq_url, "--queue", unique("absent"))
     assert result.exit_code == 1
     assert "no queue" in result.stderr
+
+
+def test_group_filter_and_column_tell_services_apart(
+    rabbitmq_url: str, setup: tuple[Topology, str], dispytch: Callable[..., Result]
+) -> None:
+    """Every group of an exchange shares one dead-letter queue: `--group` keeps one service's
+    letters, and the table and JSON name each letter's group."""
+    topology, topic = setup
+    other_topic = unique("invoices")
+
+    async def billing_letters() -> int:
+        return await _queue_size(rabbitmq_url, topology.dead_letter_queue) - 3
+
+    asyncio.run(
+        make_dead_letters(
+            RabbitMQConsumer.create(rabbitmq_url, "billing", exchange=topology.exchange),
+            RabbitMQProducer.create(rabbitmq_url, exchange=topology.exchange, topic_delimiter="."),
+            other_topic,
+            [events_for(other_topic).placed(order_id="b-1")],
+            billing_letters,
+        )
+    )
+    try:
+        source = ("--broker", rabbitmq_url, "--queue", topology.dead_letter_queue)
+        rows = _lines(dispytch("dlq", "list", *source, "--json"))
+        assert sorted(r["group"] for r in rows) == ["billing", "failing", "failing", "failing"]
+
+        billing = _lines(dispytch("dlq", "list", *source, "--json", "--group", "billing"))
+        assert [r["original_topic"] for r in billing] == [other_topic]
+        by_queue = dispytch("dlq", "list", *source, "--json", "--group", topology.queue("failing"))
+        assert {r["original_topic"] for r in _lines(by_queue)} == {topic}
+        dry = dispytch("dlq", "replay", *source, "--dry-run", "--group", "billing")
+        assert "would replay 1 of 1" in dry.stdout
+
+        table = dispytch("dlq", "list", *source, "--group", "billing").stdout.splitlines()
+        assert table[0].split()[:5] == ["index", "event", "id", "event", "type"]
+        assert "group" in table[0]
+        assert "billing" in table[1]
+        assert "failing" not in "\n".join(table)
+    finally:
+        asyncio.run(_delete(rabbitmq_url, topology, ["billing"]))

@@ -107,3 +107,56 @@ def test_unregistering_restores_the_table(opened: list[ListStore]) -> None:
     undo()
     store = open_store("listbroker://again")
     assert isinstance(store, ListStore)
+
+
+def _letter(index: int, event_id: str) -> DeadLetter:
+    from dispytch.deadletters import Envelope
+
+    headers = DeadLetterReason("handler", "E", "broke", "orders").to_headers()
+    envelope = Envelope(event_id, "order_placed", {}, None)
+    return DeadLetter(
+        index,
+        f"list#{index}",
+        b"{}",
+        None,
+        headers,
+        DeadLetterReason.from_headers(headers),
+        envelope,
+    )
+
+
+def test_show_takes_a_unique_start_of_an_event_id_and_names_the_ambiguous_ones(
+    opened: list[ListStore], dispytch: Callable[..., Result]
+) -> None:
+    def with_letters(url: str, options: StoreOptions) -> ListStore:
+        store = ListStore(url, options)
+        store.letters = [
+            _letter(0, "77ab0000-aaaa"),
+            _letter(1, "9f1c0000-bbbb"),
+            _letter(2, "9f1d0000-cccc"),
+        ]
+        return store
+
+    undo = register_store_opener("prefixbroker", with_letters)
+    try:
+        for reference in ("77ab", "77ab…", "77ab..."):
+            shown = dispytch("dlq", "show", reference, "--broker", "prefixbroker://x", "--json")
+            assert shown.exit_code == 0, shown.output
+            assert json.loads(shown.stdout)["event_id"] == "77ab0000-aaaa"
+
+        ambiguous = dispytch("dlq", "show", "9f1", "--broker", "prefixbroker://x")
+        assert ambiguous.exit_code == 1
+        assert "9f1c0000-bbbb" in ambiguous.output
+        assert "9f1d0000-cccc" in ambiguous.output
+
+        unique = dispytch("dlq", "show", "9f1d", "--broker", "prefixbroker://x", "--json")
+        assert json.loads(unique.stdout)["event_id"] == "9f1d0000-cccc"
+
+        by_index = dispytch("dlq", "show", "1", "--broker", "prefixbroker://x", "--json")
+        assert json.loads(by_index.stdout)["event_id"] == "9f1c0000-bbbb"
+
+        missing = dispytch("dlq", "show", "0123", "--broker", "prefixbroker://x")
+        assert missing.exit_code == 1
+        assert "no dead letter" in missing.output
+    finally:
+        undo()

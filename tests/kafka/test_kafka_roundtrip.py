@@ -150,3 +150,11 @@ async def test_wildcard_handler_topics_subscribe_by_pattern(
         assert await receive_none(consumer, 1.0) == []
     finally:
         await consumer.close()
+
+
+async def test_unreachable_broker_is_not_reported_as_a_retry_topic_failure() -> None:
+    consumer = KafkaConsumer.create("127.0.0.1:1", "g", topics=["t"], request_timeout_ms=2000)
+    with pytest.raises(BrokerUnavailableError) as refused:
+        await consumer.start([])
+    await consumer.close()
+    assert "retry topic" not in str(refused.value), str(refused.value)
