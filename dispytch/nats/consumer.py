@@ -181,11 +181,12 @@ class NatsConsumer(Consumer):
             delivery._settled = True
             with contextlib.suppress(Exception):
                 await delivery._msg.nak()
+        # flush, not drain: the naks above (and earlier acks) must reach the server, and a
+        # drain would wait for the pull subscriptions' inboxes for no gain
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(client.drain(), 10)
-        if not client.is_closed:
-            with contextlib.suppress(Exception):
-                await client.close()
+            await client.flush(timeout=5)
+        with contextlib.suppress(Exception):
+            await client.close()
 
     def _settled(self, delivery: NatsDelivery) -> None:
         self._unsettled.pop(delivery, None)

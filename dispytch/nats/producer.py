@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 
 from dispytch.backends.base import OutgoingMessage, Producer, mark_confirmed
@@ -91,10 +92,9 @@ class NatsProducer(Producer):
     async def close(self) -> None:
         client, self._client, self._js = self._client, None, None
         if client is not None and not client.is_closed:
-            try:
-                await asyncio.wait_for(client.drain(), 10)
-            except Exception:
-                await client.close()
+            with contextlib.suppress(Exception):
+                await client.flush(timeout=5)
+            await client.close()
 
     async def _ready(self) -> JetStreamContext:
         if self._js is None or self._loop.other_loop() is not None:
