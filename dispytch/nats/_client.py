@@ -53,7 +53,7 @@ async def _quiet_error(error: Exception) -> None:
 
 
 async def _disconnected() -> None:
-    logger.warning("lost the connection to NATS; reconnecting")
+    logger.info("disconnected from NATS (reconnecting unless closed)")
 
 
 async def _reconnected() -> None:

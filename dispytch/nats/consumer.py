@@ -92,6 +92,8 @@ class NatsConsumer(Consumer):
         self._room = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._stopped = False
+        #: the listener's topic delimiter; subjects use "."
+        self._delimiter = "."
 
     def __repr__(self) -> str:
         return f"NatsConsumer(group={self.group!r}, stream={self.topology.stream!r})"
@@ -107,6 +109,7 @@ class NatsConsumer(Consumer):
         if not subjects:
             raise BackendError("the NATS consumer has nothing to subscribe to")
         self._stopped = False
+        self._delimiter = subscriptions[0].delimiter if subscriptions else "."
         client = await connect(self.url, connect_timeout=self.connect_timeout)
         self._client = client
         js = client.jetstream()
@@ -192,6 +195,12 @@ class NatsConsumer(Consumer):
         self._unsettled.pop(delivery, None)
         self._room.set()
 
+    def _subject_of(self, topic: str) -> str:
+        return topic if self._delimiter == "." else topic.replace(self._delimiter, ".")
+
+    def _topic_of(self, subject: str) -> str:
+        return subject if self._delimiter == "." else subject.replace(".", self._delimiter)
+
     def _retry_subject(self, topic: str) -> str:
         return f"{self.topology.retry_subject_prefix(self.group)}.{topic}"
 
@@ -249,7 +258,7 @@ class NatsConsumer(Consumer):
                 with contextlib.suppress(Exception):
                     await msg.nak(delay=min(wait, _MAX_RETRY_WAIT))
                 return None
-        return NatsDelivery(self, msg, topic, headers, key)
+        return NatsDelivery(self, msg, self._topic_of(topic), headers, key)
 
     async def _heartbeat_loop(self) -> None:
         """Tell the server the unsettled messages are being worked on, so that ack_wait bounds

@@ -70,7 +70,8 @@ class NatsDelivery(Delivery):
         consumer = self._consumer
         copy_headers = to_nats(headers, self.key)
         copy_headers[DUE_HEADER] = str(int((time.time() + max(delay, 0.0)) * 1000))
-        await consumer._publish_owned(consumer._retry_subject(self.topic), self.value, copy_headers)
+        retry_subject = consumer._retry_subject(consumer._subject_of(self.topic))
+        await consumer._publish_owned(retry_subject, self.value, copy_headers)
         if self._claim("retry_later"):
             await self._msg.ack()
 
@@ -78,7 +79,7 @@ class NatsDelivery(Delivery):
         if not self._live("dead_letter"):
             return
         consumer = self._consumer
-        subject = consumer.topology.dead_letter_subject(self.topic)
+        subject = consumer.topology.dead_letter_subject(consumer._subject_of(self.topic))
         await consumer._publish_owned(subject, self.value, to_nats(headers, self.key))
         # term, not ack: the message is settled for good and JetStream records why
         # (a MSG_TERMINATED advisory monitoring can watch)

@@ -26,8 +26,12 @@ class NatsProducer(Producer):
     """Publishes each message to its topic as the subject. A stream must hold the subject
     (a consumer's `JetStreamTopology` creates it); otherwise `UnroutableMessageError`."""
 
-    def __init__(self, url: str, *, connect_timeout: float = 10.0) -> None:
+    def __init__(
+        self, url: str, *, topic_delimiter: str = ".", connect_timeout: float = 10.0
+    ) -> None:
         self.url = url
+        #: the delimiter of the application's topics, turned into "." in subjects
+        self.topic_delimiter = topic_delimiter
         self.connect_timeout = connect_timeout
         self._client: Client | None = None
         self._js: JetStreamContext | None = None
@@ -52,8 +56,11 @@ class NatsProducer(Producer):
         js = await self._ready()
         wait = DEFAULT_SEND_TIMEOUT if timeout is None else timeout
         headers = to_nats(message.headers, message.key)
+        subject = message.topic
+        if self.topic_delimiter != ".":
+            subject = subject.replace(self.topic_delimiter, ".")
         try:
-            await js.publish(message.topic, message.value, timeout=wait, headers=headers)
+            await js.publish(subject, message.value, timeout=wait, headers=headers)
         except nats.errors.NoRespondersError as exc:
             raise UnroutableMessageError(
                 f"no JetStream stream holds the subject {message.topic!r}"
