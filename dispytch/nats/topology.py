@@ -23,7 +23,8 @@ NATS_CAPABILITIES = Capabilities(
     consumer_groups=True,
     redelivers_on_nack=True,
     native_delay=True,
-    max_message_bytes=None,
+    # the server's default max_payload; a server configured otherwise refuses by its own
+    max_message_bytes=1024 * 1024,
 )
 
 DEFAULT_STREAM = "DISPYTCH"

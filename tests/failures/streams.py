@@ -35,6 +35,9 @@ def broker_problem(backend: str) -> str | None:
     if backend == "kafka":
         host, _, port = clients.KAFKA_BOOTSTRAP.split(",")[0].strip().rpartition(":")
         address = (host or "127.0.0.1", int(port))
+    elif backend == "nats":
+        url = urlsplit(clients.NATS_URL)
+        address = (url.hostname or "127.0.0.1", url.port or 4222)
     else:
         url = urlsplit(clients.RABBITMQ_URL)
         address = (url.hostname or "127.0.0.1", url.port or 5672)
@@ -65,6 +68,10 @@ def new_stream(backend: str) -> Stream:
 
 
 def stream_for(backend: str) -> Stream:
+    if backend == "nats":
+        from .nats_stream import NatsStream
+
+        return NatsStream()
     kinds: dict[str, type[Stream]] = {
         "memory": MemoryStream,
         "kafka": KafkaStream,
