@@ -90,7 +90,9 @@ class NatsConsumer(Consumer):
         self._ready: deque[NatsDelivery] = deque()
         self._arrived = asyncio.Event()
         self._room = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
+        self._fetches: list[asyncio.Task[None]] = []
+        self._heartbeat: asyncio.Task[None] | None = None
+        self._closed = False
         self._stopped = False
         #: the listener's topic delimiter; subjects use "."
         self._delimiter = "."
@@ -138,11 +140,12 @@ class NatsConsumer(Consumer):
                 )
                 pull = await js.pull_subscribe_bind(durable=durable, stream=stream)
                 is_retry = stream == topology.retry_stream
-                self._tasks.append(asyncio.create_task(self._fetch_loop(pull, is_retry)))
+                self._fetches.append(asyncio.create_task(self._fetch_loop(pull, is_retry)))
         except BaseException:
             await self.close()
             raise
-        self._tasks.append(asyncio.create_task(self._heartbeat_loop()))
+        self._closed = False
+        self._heartbeat = asyncio.create_task(self._heartbeat_loop())
 
     async def receive(self) -> Delivery:
         return (await self.receive_many(1))[0]
@@ -160,20 +163,27 @@ class NatsConsumer(Consumer):
             await self._arrived.wait()
 
     async def stop(self) -> None:
+        """Wakes `receive()`, then waits (at most `_FETCH_WAIT` + 2 s) for the fetch in
+        flight to end: a fetch running on while the listener gives messages back would fetch
+        them again and count a delivery (`num_delivered`) no handler saw. A fetch is not
+        cancelled, since messages the server sends to a cancelled fetch wait `ack_wait`."""
         self._stopped = True
         self._arrived.set()
         self._room.set()
+        fetches, self._fetches = self._fetches, []
+        if fetches:
+            _, pending = await asyncio.wait(fetches, timeout=_FETCH_WAIT + 2)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*fetches, return_exceptions=True)
 
     async def close(self) -> None:
         await self.stop()
-        tasks, self._tasks = self._tasks, []
-        if tasks:
-            # a fetch ends within _FETCH_WAIT; cancelling one mid-flight could strand messages
-            # until ack_wait, so wait for it first
-            _, pending = await asyncio.wait(tasks, timeout=_FETCH_WAIT + 2)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+        self._closed = True
+        heartbeat, self._heartbeat = self._heartbeat, None
+        if heartbeat is not None:
+            heartbeat.cancel()
+            await asyncio.gather(heartbeat, return_exceptions=True)
         unsettled = list(self._unsettled)
         self._unsettled.clear()
         self._ready.clear()
@@ -263,7 +273,7 @@ class NatsConsumer(Consumer):
     async def _heartbeat_loop(self) -> None:
         """Tell the server the unsettled messages are being worked on, so that ack_wait bounds
         how long a dead member holds them, not how long a handler may run."""
-        while not self._stopped:
+        while not self._closed:  # on after stop(): the listener drains its handlers then
             await asyncio.sleep(self.ack_wait / 3)
             for delivery in list(self._unsettled):
                 if delivery._settled:

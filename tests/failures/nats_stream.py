@@ -73,7 +73,7 @@ class NatsStream(Stream):
             await asyncio.sleep(NO_MORE_WAIT)
             state = (await js.stream_info(stream)).state
             assert state.messages == count, f"{state.messages} dead letters, not {count}"
-            for sequence in range(state.first_seq, state.last_seq + 1):
+            for sequence in range(max(state.first_seq, 1), state.last_seq + 1 if count else 0):
                 stored = await js.get_msg(stream, sequence)
                 headers, _ = from_nats(stored.headers)
                 letters.append((stored.data or b"", headers))

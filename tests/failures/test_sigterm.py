@@ -168,7 +168,12 @@ async def test_stop_during_a_retry_wait_gives_the_event_back(
     async with listener_for_run(fail=False):
         await wait_until(lambda: len(attempts) == 2, 60, "the event to come back")
     # NATS counts deliveries (num_delivered), and the core takes that count as the attempt of
-    # an event without a dispytch-attempt header: the event comes back as attempt 2
-    assert attempts == [1, 2 if backend == "nats" else 1]
+    # an event without a dispytch-attempt header: the event comes back as a later attempt
+    # (2, or 3 when the stopping consumer's last fetch got it back once more), not dead
+    if backend == "nats":
+        assert attempts[0] == 1, attempts
+        assert attempts[1] in (2, 3), attempts
+    else:
+        assert attempts == [1, 1]
     assert await stream.unsettled() == 0
     await stream.assert_no_dead_letters()
