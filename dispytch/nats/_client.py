@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -63,6 +64,7 @@ async def _reconnected() -> None:
 async def connect(url: str, *, connect_timeout: float = 10.0) -> Client:
     """A client that reconnects forever once connected; `BrokerUnavailableError` when the
     server cannot be reached within `connect_timeout`."""
+    await _probe(url, connect_timeout)
     try:
         return await asyncio.wait_for(
             nats.connect(
@@ -88,6 +90,27 @@ async def connect(url: str, *, connect_timeout: float = 10.0) -> Client:
         raise BrokerUnavailableError(
             f"NATS is not reachable at {masked_url(url)}: {type(exc).__name__}"
         ) from exc
+
+
+async def _probe(url: str, timeout: float) -> None:
+    """Fail at once when nothing listens: nats-py, told to reconnect forever, would also try
+    forever to make the first connection."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        address = (parts.hostname or "127.0.0.1", parts.port or 4222)
+    except ValueError as exc:
+        raise BrokerUnavailableError(f"invalid NATS URL {masked_url(url)!r}") from exc
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(*address), timeout)
+    except (OSError, asyncio.TimeoutError) as exc:
+        raise BrokerUnavailableError(
+            f"NATS is not reachable at {masked_url(url)}: {type(exc).__name__}"
+        ) from exc
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
 
 
 async def ensure_stream(

@@ -40,7 +40,8 @@ class NatsProducer(Producer):
     def __repr__(self) -> str:
         return "NatsProducer()"
 
-    async def start(self) -> None:
+    async def start(self, *, connect_timeout: float | None = None) -> None:
+        """Connect (within `connect_timeout`, default the producer's own)."""
         old_loop = self._loop.other_loop()
         if self._client is not None and old_loop is None:
             return
@@ -48,13 +49,16 @@ class NatsProducer(Producer):
             if not old_loop.is_closed():
                 raise other_loop_error("NatsProducer", old_loop)
             self._client = self._js = None  # its loop is gone, and so is its connection
-        client = await connect(self.url, connect_timeout=self.connect_timeout)
+        wait = self.connect_timeout if connect_timeout is None else connect_timeout
+        client = await connect(self.url, connect_timeout=wait)
         self._client, self._js = client, client.jetstream()
         self._loop.bind()
 
     async def send(self, message: OutgoingMessage, *, timeout: float | None = None) -> None:
-        js = await self._ready()
         wait = DEFAULT_SEND_TIMEOUT if timeout is None else timeout
+        began = asyncio.get_running_loop().time()
+        js = await self._ready(min(wait, self.connect_timeout))  # a send's bound covers it
+        wait = max(wait - (asyncio.get_running_loop().time() - began), 0.001)
         headers = to_nats(message.headers, message.key)
         subject = message.topic
         if self.topic_delimiter != ".":
@@ -82,7 +86,7 @@ class NatsProducer(Producer):
         self, messages: Sequence[OutgoingMessage], *, timeout: float | None = None
     ) -> None:
         """Publishes all at once (pipelined on the connection) and waits for every ack."""
-        await self._ready()
+        await self._ready(self.connect_timeout if timeout is None else timeout)
         results = await asyncio.gather(
             *(self.send(message, timeout=timeout) for message in messages),
             return_exceptions=True,
@@ -103,9 +107,9 @@ class NatsProducer(Producer):
                 await client.flush(timeout=5)
             await client.close()
 
-    async def _ready(self) -> JetStreamContext:
+    async def _ready(self, connect_timeout: float) -> JetStreamContext:
         if self._js is None or self._loop.other_loop() is not None:
-            await self.start()
+            await self.start(connect_timeout=connect_timeout)
         assert self._js is not None
         return self._js
 
