@@ -34,7 +34,7 @@ from dispytch.nats._client import (
 )
 from dispytch.nats.delivery import NatsDelivery
 from dispytch.nats.headers import due_at_ms, from_nats
-from dispytch.nats.topology import NATS_CAPABILITIES, JetStreamTopology
+from dispytch.nats.topology import NATS_CAPABILITIES, JetStreamTopology, subject_of, topic_of
 
 if TYPE_CHECKING:
     from nats.aio.msg import Msg
@@ -96,6 +96,7 @@ class NatsConsumer(Consumer):
         self._stopped = False
         #: the listener's topic delimiter; subjects use "."
         self._delimiter = "."
+        self._subscriptions: list[Subscription] = []
 
     def __repr__(self) -> str:
         return f"NatsConsumer(group={self.group!r}, stream={self.topology.stream!r})"
@@ -105,13 +106,13 @@ class NatsConsumer(Consumer):
 
     async def start(self, subscriptions: Sequence[Subscription]) -> None:
         if self.topics is not None:
-            subjects = list(self.topics)
-        else:
-            subjects = [sub.glob("*", ".") for sub in subscriptions]
+            subscriptions = [Subscription.parse(topic, ".") for topic in self.topics]
+        subjects = [sub.glob("*", ".") for sub in subscriptions]
         if not subjects:
             raise BackendError("the NATS consumer has nothing to subscribe to")
         self._stopped = False
-        self._delimiter = subscriptions[0].delimiter if subscriptions else "."
+        self._subscriptions = list(subscriptions)
+        self._delimiter = subscriptions[0].delimiter
         client = await connect(self.url, connect_timeout=self.connect_timeout)
         self._client = client
         js = client.jetstream()
@@ -206,10 +207,14 @@ class NatsConsumer(Consumer):
         self._room.set()
 
     def _subject_of(self, topic: str) -> str:
-        return topic if self._delimiter == "." else topic.replace(self._delimiter, ".")
+        return subject_of(topic, self._delimiter)
 
     def _topic_of(self, subject: str) -> str:
-        return subject if self._delimiter == "." else subject.replace(".", self._delimiter)
+        for subscription in self._subscriptions:
+            topic = topic_of(subject, subscription)
+            if topic is not None:
+                return topic
+        return subject
 
     def _retry_subject(self, topic: str) -> str:
         return f"{self.topology.retry_subject_prefix(self.group)}.{topic}"

@@ -17,6 +17,7 @@ from dispytch.errors import (
 from dispytch.loops import LoopBinding, other_loop_error
 from dispytch.nats._client import CONNECTION_ERRORS, Client, JetStreamContext, connect, nats
 from dispytch.nats.headers import to_nats
+from dispytch.nats.topology import subject_of
 
 #: how long a send waits for the stream's acknowledgement when the caller gives no timeout
 DEFAULT_SEND_TIMEOUT = 30.0
@@ -60,9 +61,7 @@ class NatsProducer(Producer):
         js = await self._ready(min(wait, self.connect_timeout))  # a send's bound covers it
         wait = max(wait - (asyncio.get_running_loop().time() - began), 0.001)
         headers = to_nats(message.headers, message.key)
-        subject = message.topic
-        if self.topic_delimiter != ".":
-            subject = subject.replace(self.topic_delimiter, ".")
+        subject = subject_of(message.topic, self.topic_delimiter)
         try:
             await js.publish(subject, message.value, timeout=wait, headers=headers)
         except nats.errors.NoRespondersError as exc:

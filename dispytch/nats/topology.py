@@ -14,7 +14,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-from dispytch.backends.base import Capabilities
+from dispytch.backends.base import Capabilities, Subscription
 
 NATS_CAPABILITIES = Capabilities(
     persistent=True,
@@ -83,3 +83,27 @@ class JetStreamTopology:
     def durable_name(self, group: str, subject: str) -> str:
         digest = hashlib.sha1(subject.encode()).hexdigest()[:10]
         return f"{_safe_token(group)}_{digest}"
+
+
+def subject_of(topic: str, delimiter: str) -> str:
+    """The subject of a topic: the delimiter becomes `.` (a `.` in a topic stays one)."""
+    return topic if delimiter == "." else topic.replace(delimiter, ".")
+
+
+def topic_of(subject: str, subscription: Subscription) -> str | None:
+    """The topic, in the subscription's delimiter, that `subject_of` turned into `subject`,
+    or None when the subject is not one of the subscription's. A literal segment may hold
+    dots (several tokens); a wildcard is one token."""
+    if subscription.delimiter == ".":
+        return subject if subscription.matches(subject) else None
+    tokens = subject.split(".")
+    parts: list[str] = []
+    index = 0
+    for segment in subscription.segments:
+        width = 1 if segment is None else len(segment.split("."))
+        parts.append(".".join(tokens[index : index + width]))
+        index += width
+    if index != len(tokens):
+        return None
+    topic = subscription.delimiter.join(parts)
+    return topic if subscription.matches(topic) else None

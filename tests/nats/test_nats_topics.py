@@ -8,8 +8,10 @@ import uuid
 import pytest
 
 from dispytch import Event, EventBase, EventEmitter, EventListener
+from dispytch.backends import Subscription
 from dispytch.errors import BackendError
 from dispytch.nats import JetStreamTopology, NatsConsumer, NatsProducer
+from dispytch.nats.topology import subject_of, topic_of
 
 from .conftest import TEST_TOPOLOGY
 
@@ -67,3 +69,48 @@ async def test_a_consumer_with_other_settings_is_refused(nats_url: str) -> None:
     with pytest.raises(BackendError, match="ack_wait"):
         await second.start([])
     await second.close()
+
+
+@pytest.mark.parametrize(
+    ("pattern", "delimiter", "subject", "topic"),
+    [
+        ("bench.users", ":", "bench.users", "bench.users"),
+        ("orders:{region}", ":", "orders.eu", "orders:eu"),
+        ("shop.orders:{region}:*", ":", "shop.orders.eu.created", "shop.orders:eu:created"),
+        ("orders.{region}", ".", "orders.eu", "orders.eu"),
+        ("orders:{region}", ":", "orders.eu.x", None),
+        ("shop.orders:{region}", ":", "shop.other.eu", None),
+    ],
+)
+def test_subjects_map_back_to_the_listeners_topics(
+    pattern: str, delimiter: str, subject: str, topic: str | None
+) -> None:
+    subscription = Subscription.parse(pattern, delimiter)
+    assert topic_of(subject, subscription) == topic
+    if topic is not None:
+        assert subject_of(topic, delimiter) == subject
+
+
+async def test_a_dotted_topic_with_the_default_delimiter(nats_url: str) -> None:
+    """The listener's default delimiter is ':'; a topic with dots is still one literal topic."""
+    topic = f"dtest.dotted{uuid.uuid4().hex[:8]}.created"
+
+    class Created(EventBase):
+        __topic__ = topic
+        __event_type__ = "created"
+
+    seen: list[str] = []
+    done = asyncio.Event()
+    listener = EventListener(NatsConsumer(nats_url, "dotted", topology=TEST_TOPOLOGY))
+
+    @listener.handler(topic=topic, event="created")
+    async def on_created(event: Event[Created]) -> None:
+        seen.append(event.topic)
+        done.set()
+
+    producer = NatsProducer(nats_url)
+    async with listener:
+        await EventEmitter(producer).emit(Created())
+        await asyncio.wait_for(done.wait(), 15)
+    await producer.close()
+    assert seen == [topic]
