@@ -28,7 +28,7 @@ class NatsProducer(Producer):
     (a consumer's `JetStreamTopology` creates it); otherwise `UnroutableMessageError`."""
 
     def __init__(
-        self, url: str, *, topic_delimiter: str = ".", connect_timeout: float = 10.0
+        self, url: str, *, topic_delimiter: str = ":", connect_timeout: float = 10.0
     ) -> None:
         self.url = url
         #: the delimiter of the application's topics, turned into "." in subjects
