@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dispytch.backends.base import Consumer, Producer
+
+if TYPE_CHECKING:
+    from dispytch.nats import JetStreamTopology
 
 KAFKA_BOOTSTRAP = os.environ.get("DISPYTCH_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
 RABBITMQ_URL = os.environ.get("DISPYTCH_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
 REDIS_URL = os.environ.get("DISPYTCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 #: a killed Redis member's entries are taken over once idle this long (handlers are quick)
 REDIS_CONSUMER_OPTIONS: dict[str, Any] = {"claim_idle": 2.0, "claim_interval": 0.5}
+
+NATS_URL = os.environ.get("DISPYTCH_NATS_URL", "nats://127.0.0.1:4222")
+#: a SIGKILLed NATS worker's messages come back after ack_wait: keep it short
+NATS_ACK_WAIT = 5.0
 
 #: a killed Kafka member blocks its group's next rebalance until its session expires: keep
 #: that short (6 s is the broker's default minimum), so that a restarted worker resumes soon
@@ -40,7 +47,21 @@ def consumer(backend: str, group: str, exchange: str | None = None) -> Consumer:
         from dispytch.redis import RedisStreamConsumer
 
         return RedisStreamConsumer.create(REDIS_URL, group, **REDIS_CONSUMER_OPTIONS)
+    if backend == "nats":
+        from dispytch.nats import NatsConsumer
+
+        assert exchange is not None, "NATS streams name their own JetStream stream"
+        return NatsConsumer(
+            NATS_URL, group, topology=nats_topology(exchange), ack_wait=NATS_ACK_WAIT
+        )
     raise ValueError(f"no such broker backend: {backend!r}")
+
+
+def nats_topology(stream: str) -> JetStreamTopology:
+    """The failure tests' JetStream stream `stream`, holding the subjects `fail-*`."""
+    from dispytch.nats import JetStreamTopology
+
+    return JetStreamTopology(stream=stream, subjects=(f"fail-{stream.removeprefix('FAIL_')}",))
 
 
 def producer(backend: str, exchange: str | None = None) -> Producer:
@@ -60,4 +81,8 @@ def producer(backend: str, exchange: str | None = None) -> Producer:
         from dispytch.redis import RedisStreamProducer
 
         return RedisStreamProducer.create(REDIS_URL)
+    if backend == "nats":
+        from dispytch.nats import NatsProducer
+
+        return NatsProducer(NATS_URL)
     raise ValueError(f"no such broker backend: {backend!r}")

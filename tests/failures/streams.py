@@ -35,6 +35,9 @@ def broker_problem(backend: str) -> str | None:
     if backend == "kafka":
         host, _, port = clients.KAFKA_BOOTSTRAP.split(",")[0].strip().rpartition(":")
         address = (host or "127.0.0.1", int(port))
+    elif backend == "nats":
+        url = urlsplit(clients.NATS_URL)
+        address = (url.hostname or "127.0.0.1", url.port or 4222)
     else:
         url = urlsplit(clients.REDIS_URL if backend == "redis" else clients.RABBITMQ_URL)
         address = (url.hostname or "127.0.0.1", url.port or (6379 if backend == "redis" else 5672))
@@ -65,13 +68,15 @@ def new_stream(backend: str) -> Stream:
 
 
 def stream_for(backend: str) -> Stream:
-    from .redis_stream import RedisStream  # it builds on Stream, defined here
+    from .nats_stream import NatsStream  # they build on Stream, defined here
+    from .redis_stream import RedisStream
 
     kinds: dict[str, type[Stream]] = {
         "memory": MemoryStream,
         "kafka": KafkaStream,
         "rabbitmq": RabbitMQStream,
         "redis": RedisStream,
+        "nats": NatsStream,
     }
     return kinds[backend]()
 

@@ -62,7 +62,7 @@ async def emit_until_accepted(emitter: Any, events: list[Any], deadline: float) 
     return failures
 
 
-@pytest.mark.parametrize("backend", ["kafka", "rabbitmq", "redis"])
+@pytest.mark.parametrize("backend", ["kafka", "rabbitmq", "redis", "nats"])
 async def test_worker_survives_a_broker_restart_mid_stream(
     backend: str, streams: Any, brokers: Any, tmp_path: Path, report: Any
 ) -> None:
@@ -116,7 +116,7 @@ async def test_worker_survives_a_broker_restart_mid_stream(
     )
 
 
-@pytest.mark.parametrize("backend", ["kafka", "rabbitmq", "redis"])
+@pytest.mark.parametrize("backend", ["kafka", "rabbitmq", "redis", "nats"])
 async def test_emit_while_the_broker_is_down_raises_within_the_timeout(
     backend: str, streams: Any, brokers: Any, report: Any
 ) -> None:
@@ -215,7 +215,7 @@ async def test_listener_starts_once_the_broker_is_back(
 EXIT_LIMIT = 10.0
 
 
-@pytest.mark.parametrize("backend", ["kafka", "rabbitmq", "redis"])
+@pytest.mark.parametrize("backend", ["kafka", "rabbitmq", "redis", "nats"])
 async def test_sigterm_while_the_broker_is_down_still_exits(
     backend: str, streams: Any, brokers: Any, tmp_path: Path, report: Any
 ) -> None:

@@ -21,7 +21,7 @@ from .processes import Records, Worker, stop_gracefully, wait_for_records
 EVENTS = 100
 
 
-@pytest.mark.parametrize("backend", ["kafka", "rabbitmq", "redis"])
+@pytest.mark.parametrize("backend", ["kafka", "rabbitmq", "redis", "nats"])
 async def test_every_id_recorded_is_not_yet_caught_up(
     backend: str, streams: Any, tmp_path: Path, report: Any
 ) -> None:

@@ -83,7 +83,7 @@ async def check_in_place(stream: Any, consumer: Consumer) -> str:
     return "no native_delay: retried in place (attempts 1, 2, 3 in one listener), dead-lettered"
 
 
-@pytest.mark.parametrize("backend", ["memory", "kafka", "rabbitmq", "redis"])
+@pytest.mark.parametrize("backend", ["memory", "kafka", "rabbitmq", "redis", "nats"])
 async def test_delayed_retry_count_survives_restarts(
     backend: str, streams: Any, report: Any
 ) -> None:

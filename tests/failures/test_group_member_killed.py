@@ -21,7 +21,7 @@ EVENTS = 6000
 KILLS = 3
 
 
-@pytest.mark.parametrize("backend", ["kafka", "rabbitmq", "redis"])
+@pytest.mark.parametrize("backend", ["kafka", "rabbitmq", "redis", "nats"])
 async def test_killing_one_of_two_members_loses_no_event(
     backend: str, streams: Any, tmp_path: Path, report: Any
 ) -> None:

@@ -42,7 +42,7 @@ async def emit_stream(stream: Any, count: int, batch: int = 500) -> None:
             await emitter.emit_many(ticks(stream.topic, range(start, min(start + batch, count))))
 
 
-@pytest.mark.parametrize("backend", ["kafka", "rabbitmq", "redis"])
+@pytest.mark.parametrize("backend", ["kafka", "rabbitmq", "redis", "nats"])
 async def test_killed_worker_loses_no_event(
     backend: str, streams: Any, tmp_path: Path, report: Any
 ) -> None:

@@ -52,7 +52,7 @@ def bad_messages() -> list[tuple[str, bytes, dict[str, str], str | None]]:
     ]
 
 
-@pytest.mark.parametrize("backend", ["memory", "kafka", "rabbitmq", "redis"])
+@pytest.mark.parametrize("backend", ["memory", "kafka", "rabbitmq", "redis", "nats"])
 async def test_malformed_input_has_its_documented_outcome(
     backend: str, streams: Any, report: Any
 ) -> None:

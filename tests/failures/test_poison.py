@@ -29,7 +29,7 @@ INTERVAL = 0.2
 MARGIN = 1.0
 
 
-@pytest.mark.parametrize("backend", ["memory", "kafka", "rabbitmq", "redis"])
+@pytest.mark.parametrize("backend", ["memory", "kafka", "rabbitmq", "redis", "nats"])
 async def test_poison_event_is_dead_lettered_and_holds_its_key_only_briefly(
     backend: str, streams: Any, report: Any
 ) -> None:

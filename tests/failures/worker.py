@@ -65,10 +65,10 @@ async def announce_ready(record: Recorder) -> None:
 
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backend", choices=["kafka", "rabbitmq", "redis"], required=True)
+    parser.add_argument("--backend", choices=["kafka", "rabbitmq", "redis", "nats"], required=True)
     parser.add_argument("--topic", required=True)
     parser.add_argument("--group", required=True)
-    parser.add_argument("--exchange", help="RabbitMQ: the stream's exchange")
+    parser.add_argument("--exchange", help="RabbitMQ: the stream's exchange; NATS: its stream")
     parser.add_argument("--records", required=True, help="file that handled events go to")
     parser.add_argument("--delay", type=float, default=0.0, help="seconds each handler takes")
     parser.add_argument("--max-concurrency", type=int, default=100)
