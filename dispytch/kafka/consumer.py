@@ -3,10 +3,11 @@
 The work is split into modules: `_fetch` (getmany into a buffer), `_commit` (committing what
 is settled), `_offsets` (which offset may be committed), `_redelivery` (reading a partition
 again after a nack), `_retry` / `_retry_topic` (delayed retries through the group's retry
-topic), `_dead_letters`, `_subscribe` and `_client`. This module wires them together and
-handles rebalances: a revoked partition is given
-`revoke_timeout` seconds to settle what is running, then what is settled is committed and its
-unsettled deliveries are forgotten (the next owner gets them again).
+topic), `_dead_letters`, `_subscribe`, `_subscription_setup` (choosing the retry topic and
+subscribing the client) and `_client`. This module wires them together and handles
+rebalances: a revoked partition is given `revoke_timeout` seconds to settle what is running,
+then what is settled is committed and its unsettled deliveries are forgotten (the next owner
+gets them again).
 """
 
 from __future__ import annotations
@@ -14,22 +15,19 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
-from dispytch.backends.base import Capabilities, Consumer, Delivery, ListenerNeeds, Subscription
+from dispytch.backends.base import Consumer, Delivery, ListenerNeeds, Subscription
 from dispytch.errors import ConsumerStoppedError
 from dispytch.kafka._client import (
     bounded,
     connection_options,
     describe_consumer,
     group_id,
-    install_listener,
     is_started,
     quiet_stop,
-    subscribed_topics,
     warn_about_wrapped_client,
 )
 from dispytch.kafka._commit import COMMIT_EXCEPTIONS, OffsetCommitter
@@ -37,7 +35,6 @@ from dispytch.kafka._dead_letters import (
     DEFAULT_DEAD_LETTER_SUFFIX,
     DeadLetterPublisher,
     dead_letter_topic_namer,
-    per_pattern_namer,
     stored_headers,
 )
 from dispytch.kafka._delivery import KafkaDelivery
@@ -45,36 +42,29 @@ from dispytch.kafka._errors import KAFKA_EXCEPTIONS
 from dispytch.kafka._fetch import RecordFetcher
 from dispytch.kafka._offsets import CommitTracker, PartitionOffsets
 from dispytch.kafka._publisher import RecordPublisher
-from dispytch.kafka._rebalance import CommittingRebalanceListener
 from dispytch.kafka._redelivery import Rewinder
-from dispytch.kafka._retry import DEFAULT_RETRY_SUFFIX, RetryScheduler, retry_headers
-from dispytch.kafka._retry_topic import ensure_retry_topic
+from dispytch.kafka._retry import RetryScheduler, retry_headers
 from dispytch.kafka._secure import start_error, warn_if_insecure
-from dispytch.kafka._subscribe import (
-    SubscriptionPlan,
-    plan_subscription,
-    with_pattern_refresh,
+from dispytch.kafka._subscribe import with_pattern_refresh
+from dispytch.kafka._subscription_setup import (
+    KAFKA_CAPABILITIES,
+    NO_RETRY_TOPIC_CAPABILITIES,
+    choose_retry_topic,
+    subscribe,
 )
 from dispytch.kafka._topic_names import check_subscription
 
 log = logging.getLogger("dispytch.kafka")
 
-KAFKA_CAPABILITIES = Capabilities(
-    persistent=True,
-    ordered_per_key=True,
-    consumer_groups=True,
-    redelivers_on_nack=True,
-    native_delay=True,
-    max_message_bytes=1_000_000,
-    topic_delimiter=".",
-)
-#: a consumer without a retry topic (delayed_retries=False, or no group) cannot retry later
-NO_RETRY_TOPIC_CAPABILITIES = replace(KAFKA_CAPABILITIES, native_delay=False)
-
 #: defaults for consumers Dispytch creates (enable_auto_commit is always False)
 OWNED_CONSUMER_DEFAULTS: dict[str, Any] = {"auto_offset_reset": "earliest"}
 
-__all__ = ["COMMIT_EXCEPTIONS", "KAFKA_CAPABILITIES", "KafkaConsumer"]
+__all__ = [
+    "COMMIT_EXCEPTIONS",
+    "KAFKA_CAPABILITIES",
+    "NO_RETRY_TOPIC_CAPABILITIES",
+    "KafkaConsumer",
+]
 
 
 def _NO_TOPIC(topic: str) -> bool:
@@ -163,7 +153,7 @@ class KafkaConsumer(Consumer):
         self._user_rebalance_listener: Any = None
         self._stop_signal: asyncio.Future[None] | None = None
         if consumer is not None:
-            self._choose_retry_topic(group_id(consumer, None))
+            choose_retry_topic(self, group_id(consumer, None))
 
     @classmethod
     def create(
@@ -224,7 +214,7 @@ class KafkaConsumer(Consumer):
         self._topics = tuple(topics) if topics else None
         self._pattern = pattern
         self._metadata_age_given = "metadata_max_age_ms" in aiokafka_options
-        self._choose_retry_topic(group_id)
+        choose_retry_topic(self, group_id)
         return self
 
     def describe(self) -> str:
@@ -275,7 +265,7 @@ class KafkaConsumer(Consumer):
         self._committer.enabled = warn_about_wrapped_client(client)
         warn_if_insecure(self._create_options, "the Kafka consumer")
         try:
-            await self._subscribe(client, subscriptions)
+            await subscribe(self, client, subscriptions)
             if not is_started(client):
                 self._owns_client = True
                 try:
@@ -391,70 +381,6 @@ class KafkaConsumer(Consumer):
         self._retries_wanted = needs.delayed_retries
 
     # -- internals ---------------------------------------------------------------------------
-
-    def _choose_retry_topic(self, group: str | None) -> None:
-        if not self._delayed_retries or group is None:
-            self._retry_topic = None
-            self.capabilities = NO_RETRY_TOPIC_CAPABILITIES
-            return
-        self._retry_topic = self._retry_topic_option or group + DEFAULT_RETRY_SUFFIX
-        self._scheduler = RetryScheduler(self._retry_topic)
-        self.capabilities = KAFKA_CAPABILITIES
-
-    async def _subscribe(
-        self, client: AIOKafkaConsumer, subscriptions: Sequence[Subscription]
-    ) -> None:
-        """Subscribe to the handler topics (unless the wrapped client already is) plus the
-        retry topic, creating that first."""
-        listener = CommittingRebalanceListener(
-            client, self._fetcher, self._committer, self._scheduler, self._revoke_timeout
-        )
-        current = subscribed_topics(client)
-        if current is None:
-            suffixes = [s for s in (self._dead_letter_suffix, DEFAULT_RETRY_SUFFIX) if s]
-            plan = plan_subscription(subscriptions, self._topics, self._pattern, suffixes)
-            if not plan.topics and plan.pattern is None:
-                raise ValueError(
-                    "KafkaConsumer has nothing to subscribe to: no topics, no handlers"
-                )
-        else:
-            topics, pattern = current
-            plan = SubscriptionPlan(tuple(sorted(topics)), pattern)
-            previous = install_listener(client, listener)
-            if isinstance(previous, CommittingRebalanceListener):  # ours, from an earlier start
-                previous = self._user_rebalance_listener
-            else:
-                self._user_rebalance_listener = previous
-            listener.chain(previous)
-        retry_topic = self._retry_topic
-        if retry_topic is not None and self._scheduler is not None:
-            if self._create_retry_topic:
-                # without handlers that retry later, only read a retry topic left from before
-                exists = await ensure_retry_topic(
-                    self._connection_options(),
-                    retry_topic,
-                    self._retry_partitions,
-                    plan.accepts(),
-                    () if plan.pattern is not None else plan.topics,
-                    create=self._retries_wanted,
-                )
-                if not exists:
-                    retry_topic = None
-            if retry_topic is not None:
-                self._scheduler.attach(client)
-        self._retry_topic_read = retry_topic is not None
-        suffix = self._dead_letter_suffix
-        if suffix is not None and self._topics is None and self._pattern is None:
-            self._dead_letters.topic_for = per_pattern_namer(subscriptions, suffix)
-        accepts = plan.accepts()
-        self.reads_topic = lambda topic: topic != retry_topic and accepts(topic)
-        full = plan.with_topic(retry_topic)
-        if current is not None and full == plan:
-            return
-        if full.pattern is not None:
-            client.subscribe(pattern=full.pattern, listener=listener)
-        else:
-            client.subscribe(topics=list(full.topics), listener=listener)
 
     def _connection_options(self) -> dict[str, Any]:
         """Connection settings for the producer and admin client, from the consumer's own."""
