@@ -48,6 +48,8 @@ class BrokerControl:
             action,
             name,
             cwd=REPO,
+            # a restart in the middle of a test must keep the topics the test reads
+            env={**os.environ, "DISPYTCH_KAFKA_KEEP_STORAGE": "1"},
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
         )
