@@ -1,7 +1,5 @@
 """The backend contract (see `dispytch.backends.base`)."""
 
-import importlib
-import warnings
 from typing import Any
 
 from dispytch.backends.base import (
@@ -14,6 +12,7 @@ from dispytch.backends.base import (
     Producer,
     Subscription,
 )
+from dispytch.moved_names import moved_attribute
 
 __all__ = [
     "Capabilities",
@@ -29,12 +28,4 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     # DeadLetterReason and ATTEMPT_HEADER moved to dispytch.reasons: importing them from here
     # still works, with a DeprecationWarning
-    home = _MOVED.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    warnings.warn(
-        f"{__name__}.{name} moved to {home}.{name}; import it from there",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    return getattr(importlib.import_module(home), name)
+    return moved_attribute(__name__, name, _MOVED)

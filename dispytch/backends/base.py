@@ -22,12 +22,12 @@ topic patterns to `dispytch.routing.patterns`.
 from __future__ import annotations
 
 import abc
-import warnings
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from dispytch.errors import ConsumerStoppedError
+from dispytch.moved_names import moved_attribute
 from dispytch.routing.patterns import Subscription
 
 __all__ = [
@@ -262,14 +262,4 @@ _MOVED = {
 
 
 def __getattr__(name: str) -> Any:
-    home = _MOVED.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    warnings.warn(
-        f"{__name__}.{name} moved to {home}.{name}; import it from there",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    import importlib
-
-    return getattr(importlib.import_module(home), name)
+    return moved_attribute(__name__, name, _MOVED)

@@ -20,7 +20,6 @@ imports the backend's client library only then. See docs/dead-letters.md.
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 from dispytch.deadletters.errors import (
@@ -42,6 +41,7 @@ from dispytch.deadletters.url import (
     open_store,
     register_store_opener,
 )
+from dispytch.moved_names import moved_attribute
 from dispytch.reasons import DeadLetterReason
 
 __all__ = [
@@ -77,14 +77,4 @@ _MOVED = {
 
 
 def __getattr__(name: str) -> Any:
-    home = _MOVED.get(name)
-    if home is None:
-        raise AttributeError(f"module 'dispytch.deadletters' has no attribute {name!r}")
-    warnings.warn(
-        f"dispytch.deadletters.{name} moved to {home}.{name}; import it from there",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    import importlib
-
-    return getattr(importlib.import_module(home), name)
+    return moved_attribute(__name__, name, _MOVED)
