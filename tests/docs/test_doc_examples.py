@@ -1,7 +1,7 @@
 """Runs every ```python block of docs/*.md that is not marked `# fragment`.
 
 Each block runs as a script in its own interpreter, so examples cannot lean on each other.
-Blocks in docs/backends/ need real brokers and are not run here.
+Blocks in docs/backends/ need real brokers: test_backend_doc_examples.py runs them.
 """
 
 from __future__ import annotations
