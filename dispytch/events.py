@@ -44,7 +44,7 @@ class EventBase(BaseModel):
         # complete, so that a field it cannot carry fails where the class is defined
         super().__pydantic_init_subclass__(**kwargs)
         bind = getattr(cls.__codec__, "bind", None)
-        if bind is not None:
+        if bind is not None and cls.__pydantic_complete__:  # else at its first emit
             bind(cls)
 
 

@@ -8,6 +8,7 @@ import asyncio
 import io
 import json
 from collections.abc import Callable
+from typing import Any
 
 import fastavro
 import pytest
@@ -30,7 +31,7 @@ from dispytch.testing.harness import message
 from .models import Profile, profile_event, sample_profile
 
 
-async def _first(received: list[Event[object]], count: int, timeout: float) -> None:
+async def _first(received: list[Any], count: int, timeout: float) -> None:
     async def wait() -> None:
         while len(received) < count:
             await asyncio.sleep(0.02)
@@ -79,7 +80,7 @@ async def test_every_mapped_type_arrives_as_emitted_and_the_payload_is_the_recor
     assert value[0] == 0
     schema_id = int.from_bytes(value[1:5], "big")
     writer = (await registry.schema(schema_id)).text
-    record = fastavro.schemaless_reader(
+    record: Any = fastavro.schemaless_reader(
         io.BytesIO(value[5:]), fastavro.parse_schema(json.loads(writer))
     )
     assert (record["name"], record["color"]) == ("ada", "blue")
@@ -130,11 +131,12 @@ async def test_handlers_with_an_older_or_newer_model_read_the_writers_records(
             codecs=listener_codecs(SchemaRegistry(registry_url)),
         )
         # Avro schema resolution with the newer model as reader schema
-        reader_schema = {"readers": [type(record, (PaymentV3,), {})]}
         with_reader = EventListener(
             await harness.consumer("resolving", [topic]),
             topic_delimiter=harness.delimiter,
-            codecs=listener_codecs(SchemaRegistry(registry_url), **reader_schema),
+            codecs=listener_codecs(
+                SchemaRegistry(registry_url), readers=[type(record, (PaymentV3,), {})]
+            ),
         )
 
         @plain.handler(topic=topic, event="payment_made")
@@ -255,7 +257,7 @@ async def test_bytes_that_can_never_decode_are_dead_lettered_with_the_reason(
 
         producer = await session.producer()
         async with listener:
-            await producer.send(message(topic, value, **{"content-type": AVRO_CONTENT_TYPE}))
+            await producer.send(message(topic, value, None, **{"content-type": AVRO_CONTENT_TYPE}))
             letters = await harness.read_dead_letters(topic, 1, harness.receive_timeout)
     finally:
         await session.close()
