@@ -34,7 +34,7 @@ from dispytch.schemas.errors import (
 )
 from dispytch.schemas.headers import EVENT_ID_HEADER, EVENT_TYPE_HEADER, timestamp_of
 from dispytch.schemas.registry import RegisteredSchema, SchemaRegistry
-from dispytch.schemas.wire import HEADER_SIZE, schema_id_of
+from dispytch.schemas.wire import HEADER_SIZE, MAGIC, schema_id_of
 
 logger = logging.getLogger("dispytch.schemas")
 
@@ -74,11 +74,16 @@ class SchemaDecoder:
         self._broken: dict[int, str] = {}
 
     def decode(self, value: bytes, headers: Mapping[str, str]) -> Envelope | Awaitable[Envelope]:
-        schema_id = schema_id_of(value)
-        reader = self._readers.get(schema_id)
-        if reader is None:
-            return self._decode_later(value, headers, schema_id)
-        return self._envelope(reader, value, headers)
+        reader = self._readers.get(int.from_bytes(value[1:HEADER_SIZE], "big"))
+        if reader is None or len(value) < HEADER_SIZE or value[0] != MAGIC:
+            return self._decode_later(value, headers, schema_id_of(value))
+        full_name, body = reader(value[HEADER_SIZE:])
+        return (
+            headers.get(EVENT_ID_HEADER) or str(uuid.uuid4()),
+            headers.get(EVENT_TYPE_HEADER) or self.event_types.get(full_name, full_name),
+            body,
+            timestamp_of(headers),
+        )
 
     async def _decode_later(
         self, value: bytes, headers: Mapping[str, str], schema_id: int

@@ -80,10 +80,11 @@ ensure_schema-registry() {
   say "schema-registry: fetching Apicurio Registry $APICURIO_VERSION from Maven Central"
   rm -rf "$tmp"
   mkdir -p "$tmp" "$BHOME/m2"
-  if ! mvn -B -q -Dmaven.repo.local="$BHOME/m2" \
+  # from $BHOME: Maven leaves a `${project.basedir}/target/` marker folder where it runs
+  if ! (cd "$BHOME" && mvn -B -q -Dmaven.repo.local="$BHOME/m2" \
     org.apache.maven.plugins:maven-dependency-plugin:3.8.1:unpack \
     -Dartifact="io.apicurio:apicurio-registry-app:$APICURIO_VERSION:tar.gz:all" \
-    -DoutputDirectory="$tmp" >"$BHOME/mvn-apicurio.log" 2>&1; then
+    -DoutputDirectory="$tmp") >"$BHOME/mvn-apicurio.log" 2>&1; then
     tail -n 40 "$BHOME/mvn-apicurio.log" >&2
     die "schema-registry: Maven could not fetch Apicurio (log: $BHOME/mvn-apicurio.log)"
   fi
