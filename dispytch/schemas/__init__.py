@@ -4,7 +4,8 @@ Emitting: `__codec__ = Avro(registry)` on an `EventBase` subclass. Listening:
 `EventListener(consumer, codecs=listener_codecs(registry))`. Needs `pip install 'dispytch[avro]'`.
 """
 
-from dispytch.schemas.avro import AVRO_CONTENT_TYPE, Avro
+from dispytch.schemas.avro import Avro
+from dispytch.schemas.avro_schema import AVRO_CONTENT_TYPE
 from dispytch.schemas.codecs import FramedOrJSONCodec, listener_codecs
 from dispytch.schemas.decoding import SchemaDecoder, SchemaRegistryCodec
 from dispytch.schemas.errors import (

@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import enum
 import io
-import json
 from collections.abc import Awaitable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dispytch.schemas.avro_types import has_enums, model_schema
+from dispytch.schemas.avro_schema import (
+    AVRO_CONTENT_TYPE,
+    AvroSchemaOf,
+    fastavro_module,
+    parse_avro,
+)
+from dispytch.schemas.avro_types import model_schema
+from dispytch.schemas.decoding import SchemaDecoder
 from dispytch.schemas.errors import RecordMismatchError, SchemaDefinitionError
 from dispytch.schemas.headers import event_headers
 from dispytch.schemas.wire import frame
@@ -26,45 +31,7 @@ from dispytch.topics import fill_topic
 if TYPE_CHECKING:
     from dispytch.envelope import Envelope
     from dispytch.events import EventBase
-    from dispytch.schemas.decoding import SchemaDecoder
     from dispytch.schemas.registry import SchemaRegistry
-
-AVRO_CONTENT_TYPE = "application/vnd.confluent.avro"
-
-
-def _fastavro() -> Any:
-    try:
-        import fastavro
-    except ImportError:
-        raise ImportError("Avro needs fastavro: pip install 'dispytch[avro]'") from None
-    return fastavro
-
-
-@dataclass
-class AvroSchemaOf:
-    """An event class's Avro schema: as registered (`text`), parsed, and its full name."""
-
-    text: str
-    parsed: Any
-    full_name: str
-    has_enums: bool
-    #: topic -> subject, computed once per topic
-    subjects: dict[str, str] = field(default_factory=dict)
-
-
-def parse_avro(schema: Any, where: str) -> AvroSchemaOf:
-    """A schema (dict, list or JSON text) checked and parsed; `SchemaDefinitionError` if not."""
-    fastavro = _fastavro()
-    try:
-        if isinstance(schema, str):
-            schema = json.loads(schema)
-        parsed = fastavro.parse_schema(schema)
-    except Exception as error:
-        raise SchemaDefinitionError(f"{where}: not a valid Avro schema: {error}") from None
-    text = json.dumps(schema, separators=(",", ":"), sort_keys=True)
-    name = parsed.get("name") if isinstance(parsed, dict) else None
-    full_name = name if isinstance(name, str) else str(parsed.get("type", "avro"))
-    return AvroSchemaOf(text, parsed, full_name, has_enums(schema))
 
 
 class Avro:
@@ -149,7 +116,7 @@ class Avro:
             datum = _plain(datum)
         out = io.BytesIO()
         try:
-            _fastavro().schemaless_writer(out, schema.parsed, datum)
+            fastavro_module().schemaless_writer(out, schema.parsed, datum)
         except Exception as error:
             raise RecordMismatchError(
                 f"{type(event).__name__} does not fit its Avro schema {schema.full_name}: "
@@ -160,8 +127,6 @@ class Avro:
     def decode(self, value: bytes, headers: Mapping[str, str]) -> Envelope | Awaitable[Envelope]:
         """Any message in the Confluent wire format (see `registry.codecs()` for a listener's)."""
         if self._decoder is None:
-            from dispytch.schemas.decoding import SchemaDecoder
-
             self._decoder = SchemaDecoder(self.registry)
         return self._decoder.decode(value, headers)
 

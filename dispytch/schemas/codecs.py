@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from dispytch.envelope import Envelope
-from dispytch.schemas.avro import AVRO_CONTENT_TYPE
+from dispytch.schemas.avro_schema import AVRO_CONTENT_TYPE
 from dispytch.schemas.decoding import SchemaDecoder, SchemaRegistryCodec
 from dispytch.schemas.wire import is_framed
 from dispytch.serialization.codec import Codec, Encoded, JSONCodec

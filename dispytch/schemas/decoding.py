@@ -24,7 +24,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from dispytch.envelope import Envelope
-from dispytch.schemas.avro import AVRO_CONTENT_TYPE, AvroSchemaOf, parse_avro
+from dispytch.schemas.avro_schema import AVRO_CONTENT_TYPE, AvroSchemaOf, parse_avro
 from dispytch.schemas.avro_types import model_schema
 from dispytch.schemas.errors import (
     SchemaDefinitionError,
