@@ -1,7 +1,8 @@
 """Schema-on-write through a Confluent-compatible schema registry (docs/schemas.md).
 
-Emitting: `__codec__ = Avro(registry)` on an `EventBase` subclass. Listening:
-`EventListener(consumer, codecs=listener_codecs(registry))`. Needs `pip install 'dispytch[avro]'`.
+Emitting: `__codec__ = Avro(registry)` (or `JSONSchema(registry)`) on an `EventBase`
+subclass. Listening: `EventListener(consumer, codecs=listener_codecs(registry))`. Needs
+`pip install 'dispytch[avro]'`.
 """
 
 from dispytch.schemas.avro import Avro
@@ -20,7 +21,9 @@ from dispytch.schemas.errors import (
     UndecodableRecordError,
     UnknownSchemaIdError,
 )
+from dispytch.schemas.format import SchemaFormat
 from dispytch.schemas.headers import EVENT_ID_HEADER, EVENT_TIMESTAMP_HEADER, EVENT_TYPE_HEADER
+from dispytch.schemas.json_schema import JSON_SCHEMA_CONTENT_TYPE, JSONSchema
 from dispytch.schemas.registry import SchemaRegistry
 
 __all__ = [
@@ -28,12 +31,15 @@ __all__ = [
     "EVENT_ID_HEADER",
     "EVENT_TIMESTAMP_HEADER",
     "EVENT_TYPE_HEADER",
+    "JSON_SCHEMA_CONTENT_TYPE",
     "Avro",
     "FramedOrJSONCodec",
+    "JSONSchema",
     "RecordMismatchError",
     "SchemaDecoder",
     "SchemaDefinitionError",
     "SchemaError",
+    "SchemaFormat",
     "SchemaIncompatibleError",
     "SchemaNotRegisteredError",
     "SchemaRegistry",

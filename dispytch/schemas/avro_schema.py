@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from typing import Any
 
 from dispytch.schemas.avro_types import has_enums
 from dispytch.schemas.errors import SchemaDefinitionError
+from dispytch.schemas.schema_of import SchemaOf
 
 AVRO_CONTENT_TYPE = "application/vnd.confluent.avro"
 
@@ -20,19 +20,7 @@ def fastavro_module() -> Any:
     return fastavro
 
 
-@dataclass
-class AvroSchemaOf:
-    """An event class's Avro schema: as registered (`text`), parsed, and its full name."""
-
-    text: str
-    parsed: Any
-    full_name: str
-    has_enums: bool
-    #: topic -> subject, computed once per topic
-    subjects: dict[str, str] = field(default_factory=dict)
-
-
-def parse_avro(schema: Any, where: str) -> AvroSchemaOf:
+def parse_avro(schema: Any, where: str) -> SchemaOf:
     """A schema (dict, list or JSON text) checked and parsed; `SchemaDefinitionError` if not."""
     fastavro = fastavro_module()
     try:
@@ -44,4 +32,4 @@ def parse_avro(schema: Any, where: str) -> AvroSchemaOf:
     text = json.dumps(schema, separators=(",", ":"), sort_keys=True)
     name = parsed.get("name") if isinstance(parsed, dict) else None
     full_name = name if isinstance(name, str) else str(parsed.get("type", "avro"))
-    return AvroSchemaOf(text, parsed, full_name, has_enums(schema))
+    return SchemaOf(text, parsed, full_name, has_enums(schema))

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from dispytch.envelope import Envelope
 from dispytch.schemas.avro_schema import AVRO_CONTENT_TYPE
 from dispytch.schemas.decoding import SchemaDecoder, SchemaRegistryCodec
+from dispytch.schemas.json_schema import JSON_SCHEMA_CONTENT_TYPE
 from dispytch.schemas.wire import is_framed
 from dispytch.serialization.codec import Codec, Encoded, JSONCodec
 
@@ -47,10 +48,14 @@ def listener_codecs(
     readers: Iterable[type[BaseModel]] = (),
     give_up_after: float | None = None,
 ) -> list[Codec]:
-    """The codecs for `EventListener(consumer, codecs=...)`: Avro by its content type, and
-    messages without the header (other producers) by their first byte. Arguments: see
-    `SchemaDecoder`."""
+    """The codecs for `EventListener(consumer, codecs=...)`: Avro and JSON Schema by their
+    content types, and messages without the header (other producers) by their first byte.
+    Arguments: see `SchemaDecoder`."""
     decoder = SchemaDecoder(
         registry, event_types=event_types, readers=readers, give_up_after=give_up_after
     )
-    return [SchemaRegistryCodec(decoder, AVRO_CONTENT_TYPE), FramedOrJSONCodec(decoder)]
+    return [
+        SchemaRegistryCodec(decoder, AVRO_CONTENT_TYPE),
+        SchemaRegistryCodec(decoder, JSON_SCHEMA_CONTENT_TYPE),
+        FramedOrJSONCodec(decoder),
+    ]

@@ -22,9 +22,10 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from pydantic import BaseModel
+from pydantic_core import from_json
 
 from dispytch.envelope import Envelope
-from dispytch.schemas.avro_schema import AVRO_CONTENT_TYPE, AvroSchemaOf, parse_avro
+from dispytch.schemas.avro_schema import AVRO_CONTENT_TYPE, parse_avro
 from dispytch.schemas.avro_types import model_schema
 from dispytch.schemas.errors import (
     SchemaDefinitionError,
@@ -34,6 +35,7 @@ from dispytch.schemas.errors import (
 )
 from dispytch.schemas.headers import EVENT_ID_HEADER, EVENT_TYPE_HEADER, timestamp_of
 from dispytch.schemas.registry import RegisteredSchema, SchemaRegistry
+from dispytch.schemas.schema_of import SchemaOf
 from dispytch.schemas.wire import HEADER_SIZE, MAGIC, schema_id_of
 
 logger = logging.getLogger("dispytch.schemas")
@@ -127,22 +129,43 @@ class SchemaDecoder:
             return reader
 
     def _make_reader(self, registered: RegisteredSchema) -> Reader:
+        where = f"schema id {registered.id}"
+        if registered.schema_type == "JSON":
+            return _json_reader(registered.text, where)
         if registered.schema_type != "AVRO":
             raise UndecodableRecordError(
-                f"schema id {registered.id} is {registered.schema_type}: "
-                "not a format this listener reads (Avro)"
+                f"{where} is {registered.schema_type}: not a format this listener reads "
+                "(Avro, JSON Schema)"
             )
         try:
-            writer = parse_avro(json.loads(registered.text), f"schema id {registered.id}")
+            writer = parse_avro(json.loads(registered.text), where)
         except (ValueError, SchemaDefinitionError) as error:
-            raise UndecodableRecordError(
-                f"schema id {registered.id} does not parse: {error}"
-            ) from None
+            raise UndecodableRecordError(f"{where} does not parse: {error}") from None
         reader = self._reader_schemas.get(writer.full_name)
         return _avro_reader(writer, reader)
 
 
-def _avro_reader(writer: AvroSchemaOf, reader: AvroSchemaOf | None) -> Reader:
+def _json_reader(text: str, where: str) -> Reader:
+    """JSON Schema: the payload is JSON; the handler's model validates it."""
+    try:
+        schema = json.loads(text)
+    except ValueError as error:
+        raise UndecodableRecordError(f"{where} does not parse: {error}") from None
+    title = schema.get("title") if isinstance(schema, dict) else None
+    full_name = title if isinstance(title, str) and title else "json"
+
+    def read(payload: bytes) -> tuple[str, Any]:
+        try:
+            return full_name, from_json(payload)
+        except ValueError as error:
+            raise UndecodableRecordError(
+                f"payload is not the JSON of its schema {full_name}: {str(error)[:200]}"
+            ) from None
+
+    return read
+
+
+def _avro_reader(writer: SchemaOf, reader: SchemaOf | None) -> Reader:
     from fastavro import schemaless_reader
 
     full_name = writer.full_name
@@ -167,11 +190,11 @@ def _avro_reader(writer: AvroSchemaOf, reader: AvroSchemaOf | None) -> Reader:
     return read
 
 
-def _reader_schema(model: type[BaseModel]) -> AvroSchemaOf:
+def _reader_schema(model: type[BaseModel]) -> SchemaOf:
     codec = getattr(model, "__codec__", None)
     schema_of = getattr(codec, "schema_of", None)
     if schema_of is not None:
-        found: AvroSchemaOf = schema_of(model)
+        found: SchemaOf = schema_of(model)
         return found
     return parse_avro(model_schema(model), model.__name__)
 
