@@ -183,7 +183,7 @@ class SchemaRegistry:
         if pending is None:
             pending = asyncio.ensure_future(make())
             self._pending[key] = pending
-            pending.add_done_callback(lambda _: self._pending.pop(key, None))
+            pending.add_done_callback(lambda done: _settle(self._pending, key, done))
         result: T = await asyncio.shield(pending)
         return result
 
@@ -259,6 +259,14 @@ class SchemaRegistry:
 
 class _NotFound(SchemaRegistryError):
     pass
+
+
+def _settle(pending: dict[Any, asyncio.Future[Any]], key: Any, done: asyncio.Future[Any]) -> None:
+    """Forget a finished request; its error is retrieved here too, as every caller that
+    awaited it may have been cancelled (nothing then logs "exception never retrieved")."""
+    pending.pop(key, None)
+    if not done.cancelled():
+        done.exception()
 
 
 def _schema_body(schema_type: SchemaType, text: str) -> dict[str, str]:
