@@ -24,6 +24,7 @@ from dispytch.schemas.errors import (
 from dispytch.schemas.format import SchemaFormat
 from dispytch.schemas.headers import EVENT_ID_HEADER, EVENT_TIMESTAMP_HEADER, EVENT_TYPE_HEADER
 from dispytch.schemas.json_schema import JSON_SCHEMA_CONTENT_TYPE, JSONSchema
+from dispytch.schemas.protobuf import PROTOBUF_CONTENT_TYPE, Protobuf
 from dispytch.schemas.registry import SchemaRegistry
 
 __all__ = [
@@ -32,9 +33,11 @@ __all__ = [
     "EVENT_TIMESTAMP_HEADER",
     "EVENT_TYPE_HEADER",
     "JSON_SCHEMA_CONTENT_TYPE",
+    "PROTOBUF_CONTENT_TYPE",
     "Avro",
     "FramedOrJSONCodec",
     "JSONSchema",
+    "Protobuf",
     "RecordMismatchError",
     "SchemaDecoder",
     "SchemaDefinitionError",

@@ -11,6 +11,7 @@ from dispytch.envelope import Envelope
 from dispytch.schemas.avro_schema import AVRO_CONTENT_TYPE
 from dispytch.schemas.decoding import SchemaDecoder, SchemaRegistryCodec
 from dispytch.schemas.json_schema import JSON_SCHEMA_CONTENT_TYPE
+from dispytch.schemas.protobuf import PROTOBUF_CONTENT_TYPE
 from dispytch.schemas.wire import is_framed
 from dispytch.serialization.codec import Codec, Encoded, JSONCodec
 
@@ -46,16 +47,22 @@ def listener_codecs(
     *,
     event_types: Mapping[str, str] | None = None,
     readers: Iterable[type[BaseModel]] = (),
+    messages: Iterable[type[Any]] = (),
     give_up_after: float | None = None,
 ) -> list[Codec]:
-    """The codecs for `EventListener(consumer, codecs=...)`: Avro and JSON Schema by their
-    content types, and messages without the header (other producers) by their first byte.
+    """The codecs for `EventListener(consumer, codecs=...)`: Avro, JSON Schema and Protobuf by
+    their content types, and messages without the header (other producers) by their first byte.
     Arguments: see `SchemaDecoder`."""
     decoder = SchemaDecoder(
-        registry, event_types=event_types, readers=readers, give_up_after=give_up_after
+        registry,
+        event_types=event_types,
+        readers=readers,
+        messages=messages,
+        give_up_after=give_up_after,
     )
     return [
         SchemaRegistryCodec(decoder, AVRO_CONTENT_TYPE),
         SchemaRegistryCodec(decoder, JSON_SCHEMA_CONTENT_TYPE),
+        SchemaRegistryCodec(decoder, PROTOBUF_CONTENT_TYPE),
         FramedOrJSONCodec(decoder),
     ]

@@ -51,6 +51,8 @@ class SchemaDecoder:
     - `readers`: models (or `EventBase` classes with `__codec__ = Avro(...)`) whose Avro schema
       is the reader's schema for writer records of the same full name (Avro schema
       resolution: defaults filled in, fields the reader lacks dropped, promotions).
+    - `messages`: Protobuf message classes (generated), or event classes with
+      `__codec__ = Protobuf(...)`, to read Protobuf records with (by the message's full name).
     - `retry_initial`, `retry_max`: the backoff between fetches of an unknown id, in seconds;
       `give_up_after`: seconds after which such a message is dead-lettered (None: never).
     """
@@ -61,6 +63,7 @@ class SchemaDecoder:
         *,
         event_types: Mapping[str, str] | None = None,
         readers: Iterable[type[BaseModel]] = (),
+        messages: Iterable[type[Any]] = (),
         retry_initial: float = 0.2,
         retry_max: float = 5.0,
         give_up_after: float | None = None,
@@ -72,6 +75,7 @@ class SchemaDecoder:
         self.give_up_after = give_up_after
         self._reader_schemas = {s.full_name: s for s in map(_reader_schema, readers)}
         self._readers: dict[int, Reader] = {}
+        self._messages = dict(map(_message_entry, messages))
         #: ids whose schema can never be read, with the reason
         self._broken: dict[int, str] = {}
 
@@ -132,11 +136,10 @@ class SchemaDecoder:
         where = f"schema id {registered.id}"
         if registered.schema_type == "JSON":
             return _json_reader(registered.text, where)
-        if registered.schema_type != "AVRO":
-            raise UndecodableRecordError(
-                f"{where} is {registered.schema_type}: not a format this listener reads "
-                "(Avro, JSON Schema)"
-            )
+        if registered.schema_type == "PROTOBUF":
+            from dispytch.schemas.protobuf_wire import protobuf_reader
+
+            return protobuf_reader(registered.text, where, self._messages)
         try:
             writer = parse_avro(json.loads(registered.text), where)
         except (ValueError, SchemaDefinitionError) as error:
@@ -188,6 +191,16 @@ def _avro_reader(writer: SchemaOf, reader: SchemaOf | None) -> Reader:
         return full_name, body
 
     return read
+
+
+def _message_entry(message: type[Any]) -> tuple[str, type[Any]]:
+    """(full name, message class) of a message class, or of an event class's Protobuf codec."""
+    message = getattr(getattr(message, "__codec__", None), "message", message)
+    descriptor = getattr(message, "DESCRIPTOR", None)
+    full_name = getattr(descriptor, "full_name", None)
+    if not isinstance(full_name, str):
+        raise TypeError(f"{message!r} is not a Protobuf message class")
+    return full_name, message
 
 
 def _reader_schema(model: type[BaseModel]) -> SchemaOf:
