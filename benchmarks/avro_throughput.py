@@ -15,6 +15,10 @@ Needs the schema registry (scripts/brokers start schema-registry):
 
     eval "$(scripts/brokers env)"
     .venv/bin/python benchmarks/avro_throughput.py [--events 20000] [--rounds 5]
+
+Figures (three runs, --events 20000 --rounds 7, a shared 2-core machine at load 7): consume
+ratio 0.71, 0.54, 0.53; emit ratio 0.66, 0.71, 0.77; 69 bytes of value per event in Avro
+against 258 in the JSON envelope (see docs/schemas.md, Performance).
 """
 
 from __future__ import annotations

@@ -53,7 +53,9 @@ class SchemaFormat:
         return self._schemas.get(event_class) or self.bind(event_class)
 
     def subject_of(self, event: EventBase, schema: SchemaOf) -> str:
-        topic = fill_topic(event, None)
+        topic = type(event).__topic__
+        if "{" in topic:  # a topic with {field} values: this event's (the emitter checked it)
+            topic = fill_topic(event, None)
         subject = schema.subjects.get(topic)
         if subject is None:
             subject = schema.subjects[topic] = self.registry.subject_for(topic, schema.full_name)
