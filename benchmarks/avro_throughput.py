@@ -17,7 +17,7 @@ Needs the schema registry (scripts/brokers start schema-registry):
     .venv/bin/python benchmarks/avro_throughput.py [--events 20000] [--rounds 5]
 
 Figures (three runs, --events 20000 --rounds 7, a shared 2-core machine at load 7): consume
-ratio 0.71, 0.54, 0.53; emit ratio 0.66, 0.71, 0.77; 69 bytes of value per event in Avro
+ratio 0.63, 0.61, 0.56; emit ratio 0.65, 0.57, 0.80; 69 bytes of value per event in Avro
 against 258 in the JSON envelope (see docs/schemas.md, Performance).
 """
 
