@@ -267,3 +267,43 @@ async def test_bytes_that_can_never_decode_are_dead_lettered_with_the_reason(
     assert (reason.stage, reason.error_type) == ("decode", "UndecodableRecordError")
     assert why in reason.error_message
     assert not handled
+
+
+class Note(EventBase):
+    __topic__ = "unset"
+    __event_type__ = "note"
+    text: str
+
+
+async def test_json_events_without_a_content_type_still_decode_next_to_schema_events(
+    harness: BackendHarness, registry_url: str, unique: Callable[[str], str]
+) -> None:
+    """listener_codecs replaces the built-in JSON codec for messages without a content type:
+    a 0.10-style JSON envelope without the header still reads as JSON."""
+    registry = SchemaRegistry(registry_url, auto_register=True)
+    topic = await harness.new_topic()
+    avro_note = type(
+        "AvroNote", (Note,), {"__topic__": topic, "__codec__": Avro(registry, name=unique("Note"))}
+    )
+    session = Session(harness)
+    texts: list[str] = []
+    try:
+        listener = EventListener(
+            await harness.consumer("g", [topic]),
+            topic_delimiter=harness.delimiter,
+            codecs=listener_codecs(SchemaRegistry(registry_url)),
+        )
+
+        @listener.handler(topic=topic, event="note")
+        async def on_note(event: Event[Note]) -> None:
+            texts.append(event.body.text)
+
+        producer = await session.producer()
+        envelope = {"id": "n1", "type": "note", "body": {"text": "json"}, "timestamp": 1}
+        async with listener:
+            await producer.send(message(topic, json.dumps(envelope).encode()))  # no headers
+            await EventEmitter(producer).emit(avro_note(text="avro"))
+            await _first(texts, 2, harness.receive_timeout)
+    finally:
+        await session.close()
+    assert sorted(texts) == ["avro", "json"]
