@@ -301,3 +301,25 @@ async def _until(condition: Callable[[], bool], timeout: float) -> None:
             await asyncio.sleep(0.02)
 
     await asyncio.wait_for(wait(), timeout)
+
+
+@pytest.mark.parametrize(
+    ("naming", "expected"),
+    [
+        ("topic", "{topic}-value"),
+        ("record", "ns.{record}"),
+        ("topic_record", "{topic}-ns.{record}"),
+    ],
+)
+async def test_each_subject_naming_registers_under_its_subject(
+    registry_url: str, unique: Callable[[str], str], naming: Any, expected: str
+) -> None:
+    registry = SchemaRegistry(registry_url, auto_register=True, subject_naming=naming)
+    topic, name = unique("named"), unique("Named")
+    named = type(
+        "Named",
+        (Tick,),
+        {"__topic__": topic, "__codec__": Avro(registry, name=name, namespace="ns")},
+    )
+    await EventEmitter(InMemoryBroker().producer()).emit(named(n=1))
+    assert expected.format(topic=topic, record=name) in await registry.subjects()
