@@ -61,12 +61,17 @@ def unique() -> Callable[[str], str]:
     return lambda prefix: f"{prefix}_{uuid.uuid4().hex[:10]}"
 
 
-@pytest.fixture(params=["memory", "kafka", "rabbitmq"])
+@pytest.fixture(
+    params=[
+        "memory",
+        pytest.param("kafka", marks=pytest.mark.kafka),
+        pytest.param("rabbitmq", marks=pytest.mark.rabbitmq),
+    ]
+)
 def harness(request: pytest.FixtureRequest) -> BackendHarness:
     """A broker harness (see dispytch.testing.harness) for each backend in turn."""
     if request.param == "memory":
         return memory_harness(InMemoryBroker())
-    request.applymarker(getattr(pytest.mark, request.param))
     if request.param == "kafka":
         return kafka_harness(
             request.getfixturevalue("bootstrap"), request.getfixturevalue("new_topic")
