@@ -183,6 +183,7 @@ async def test_a_message_without_dispytch_headers_gets_its_type_from_the_record_
     session = Session(harness)
     by_name: list[Event[Signup]] = []
     mapped: list[Event[Signup]] = []
+    whole_topic: list[Event[Signup]] = []
     try:
         listener = EventListener(
             await harness.consumer("by-name", [topic]),
@@ -205,14 +206,27 @@ async def test_a_message_without_dispytch_headers_gets_its_type_from_the_record_
         async def on_mapped(event: Event[Signup]) -> None:
             mapped.append(event)
 
+        # a topic that carries one foreign type: its handler takes every event type there
+        per_topic = EventListener(
+            await harness.consumer("per-topic", [topic]),
+            topic_delimiter=harness.delimiter,
+            codecs=listener_codecs(SchemaRegistry(registry_url)),
+        )
+
+        @per_topic.handler(topic=topic, event="*")
+        async def on_topic(event: Event[Signup]) -> None:
+            whole_topic.append(event)
+
         producer = await session.producer()
-        async with listener, mapping:
+        async with listener, mapping, per_topic:
             await producer.send(message(topic, framed))  # no headers at all
             await _first(by_name, 1, harness.receive_timeout)
             await _first(mapped, 1, harness.receive_timeout)
+            await _first(whole_topic, 1, harness.receive_timeout)
     finally:
         await session.close()
-    assert by_name[0].body == Signup(email="a@b.c") == mapped[0].body
+    assert by_name[0].body == Signup(email="a@b.c") == mapped[0].body == whole_topic[0].body
+    assert whole_topic[0].type == f"com.example.{name}"
     assert by_name[0].timestamp is None
     assert by_name[0].id
 
