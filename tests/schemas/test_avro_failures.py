@@ -23,6 +23,7 @@ from dispytch.schemas import (
     SchemaIncompatibleError,
     SchemaNotRegisteredError,
     SchemaRegistry,
+    SchemaRegistryError,
     SchemaRegistryUnavailableError,
     listener_codecs,
 )
@@ -323,3 +324,12 @@ async def test_each_subject_naming_registers_under_its_subject(
     )
     await EventEmitter(InMemoryBroker().producer()).emit(named(n=1))
     assert expected.format(topic=topic, record=name) in await registry.subjects()
+
+
+async def test_an_answer_larger_than_the_bound_is_refused(registry_url: str) -> None:
+    registry = SchemaRegistry(registry_url, max_response_bytes=1)
+    schema_id = await SchemaRegistry(registry_url).register(
+        "bounded-value", "AVRO", record("Bounded", ("n", "long"))
+    )
+    with pytest.raises(SchemaRegistryError, match="larger than 1 bytes"):
+        await registry.schema(schema_id)
