@@ -65,7 +65,9 @@ class Dispatcher:
         self.codecs: dict[str, Codec] = (
             {} if only_codec else {codec.content_type: codec for codec in codecs}
         )
-        self.default_codec = only_codec or codecs[0]
+        # for messages without the header: the codec of the first one's content type (a codec
+        # of yours with JSON's content type replaces the built-in one there too)
+        self.default_codec = only_codec or self.codecs[codecs[0].content_type]
         self.only_codec = only_codec
         self.dead_letter_unhandled = dead_letter_unhandled
         self.retrier = Retrier()

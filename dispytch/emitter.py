@@ -240,7 +240,9 @@ class EventEmitter:
         timestamp_ms = int(time.time() * 1000)
         codec: Codec = event_class.__codec__ or self.codec
         try:
-            body = event.model_dump(mode="json")
+            # a codec that writes the event's own values (a schema format) sets `body_as_json`
+            # to False: the envelope's body is then None, and no JSON dump is made for it
+            body = event.model_dump(mode="json") if getattr(codec, "body_as_json", True) else None
             encoded = codec.encode(build_envelope(event.id, event_type, body, timestamp_ms), event)
         except _SERIALIZATION_ERRORS as exc:
             raise _serialization_error(event, exc) from exc

@@ -25,7 +25,8 @@ class EventBase(BaseModel):
       as a class attribute for every event of the class, or set on one instance.
     - `__key__`: name of a field whose value becomes the message key (ordering key), or None.
     - `__codec__`: the codec (wire format) for events of the class, or None for the emitter's
-      (see docs/codecs.md).
+      (see docs/codecs.md); one with a `bind(event_class)` method is called with each class
+      that uses it, once the class is defined (see docs/schemas.md).
     - `id`: the event id, a new uuid4 string unless given.
     """
 
@@ -36,6 +37,15 @@ class EventBase(BaseModel):
     __codec__: ClassVar[Any] = None
 
     id: str = Field(default_factory=_new_event_id, exclude=True)
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        # a codec with `bind(event_class)` (a schema format) checks the class once it is
+        # complete, so that a field it cannot carry fails where the class is defined
+        super().__pydantic_init_subclass__(**kwargs)
+        bind = getattr(cls.__codec__, "bind", None)
+        if bind is not None and cls.__pydantic_complete__:  # else at its first emit
+            bind(cls)
 
 
 class Event(Generic[BodyT]):

@@ -4,6 +4,9 @@ Either direction may return an awaitable instead of the result (a codec that fet
 by id): the core awaits only then, so a codec whose steady state is served from its cache
 costs no await. `decode` returns the checked envelope (`read_envelope` checks a decoded
 mapping); `encode` returns `(value, headers)`, the headers added to the message's own.
+
+A codec may set `body_as_json = False` (a schema format, which writes the event's own values):
+its `encode` then gets the envelope with `body` None, and reads the values from the event.
 """
 
 from __future__ import annotations

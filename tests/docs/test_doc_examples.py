@@ -1,7 +1,9 @@
 """Runs every ```python block of docs/*.md that is not marked `# fragment`.
 
 Each block runs as a script in its own interpreter, so examples cannot lean on each other.
-Blocks in docs/backends/ need real brokers: test_backend_doc_examples.py runs them.
+Blocks in docs/backends/ need real brokers: test_backend_doc_examples.py runs them. Blocks whose
+first line is `# needs: <server>` are not run here: the tests of that server run them
+(docs/schemas.md: tests/schemas).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import pytest
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 FRAGMENT_MARK = "# fragment"
+NEEDS_MARK = "# needs:"
 TIMEOUT = 30.0
 _BLOCK = re.compile(r"^```python[^\n]*\n(.*?)^```[ \t]*$", re.DOTALL | re.MULTILINE)
 
@@ -29,7 +32,7 @@ def runnable_blocks() -> list[pytest.param]:  # type: ignore[valid-type]
     params = []
     for page in sorted(DOCS.glob("*.md")):
         for number, source in python_blocks(page):
-            if source.lstrip().startswith(FRAGMENT_MARK):
+            if source.lstrip().startswith((FRAGMENT_MARK, NEEDS_MARK)):
                 continue
             params.append(pytest.param(source, id=f"{page.name}:{number}"))
     return params
