@@ -226,6 +226,11 @@ class KafkaConsumer(Consumer):
         return self._client
 
     @property
+    def group(self) -> str | None:
+        """The consumer group (its `group_id`), for telemetry."""
+        return group_id(self._client, self._create_options)
+
+    @property
     def retry_topic(self) -> str | None:
         """The topic delayed retries go through (None: this consumer does not retry later)."""
         return self._retry_topic

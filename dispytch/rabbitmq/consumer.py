@@ -158,6 +158,11 @@ class RabbitMQConsumer(Consumer):
         )
 
     @property
+    def group(self) -> str | None:
+        """The consumer group given to `create()` (None for a consumer of the user's queues)."""
+        return self._group
+
+    @property
     def queue_names(self) -> list[str]:
         return [queue.name for queue in self._queues]
 
