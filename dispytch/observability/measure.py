@@ -1,0 +1,150 @@
+"""Metrics as Dispytch middleware, for any metrics library: the middleware decides what is
+counted, with which bounded labels (`labels.Labels`); a `Recorder` (Prometheus, an
+OpenTelemetry meter) keeps the numbers.
+
+- per message (message middleware): received, in flight, and settled with its outcome
+  ("handled", "no_handler", "skipped", "retried_later", "given_back", "dead_lettered"), and
+  dead-lettered with the reason's stage;
+- per handler attempt (handler-call middleware): its duration, handled or failed, retried
+  (attempt 2 and later), and the end-to-end latency from the event's timestamp when handled;
+- per emit (emit middleware): emitted with its outcome ("sent", "timed_out", "failed").
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any, Protocol
+
+from dispytch.observability.labels import Labels, event_age
+
+if TYPE_CHECKING:
+    from dispytch.emitter import EventEmitter
+    from dispytch.listener import EventListener
+    from dispytch.middleware import CallNext, EmitContext, HandlerCall, MessageContext
+
+#: handler labels: topic pattern, event type, handler name
+HandlerLabels = tuple[str, str, str]
+
+#: events older than this (seconds) have a timestamp not believed for the latency
+DEFAULT_MAX_EVENT_AGE = 7 * 24 * 3600.0
+
+
+class Recorder(Protocol):
+    """Where the numbers go. Label values are bounded by the caller."""
+
+    def received(self, topic: str) -> None: ...
+
+    def in_flight(self, change: int) -> None: ...
+
+    def settled(self, topic: str, event_type: str, outcome: str) -> None: ...
+
+    def dead_lettered(self, topic: str, event_type: str, stage: str) -> None: ...
+
+    def handler_finished(self, labels: HandlerLabels, seconds: float, failed: bool) -> None: ...
+
+    def retried(self, labels: HandlerLabels) -> None: ...
+
+    def latency(self, labels: HandlerLabels, seconds: float | None) -> None:
+        """End-to-end latency; None: the event's timestamp was not believable."""
+
+    def emitted(self, topic: str, event_type: str, outcome: str) -> None: ...
+
+
+class MeasureMessages:
+    """A message middleware counting messages and their outcomes."""
+
+    def __init__(self, recorder: Recorder, listener: EventListener, event_types: Any = ()) -> None:
+        self.recorder = recorder
+        self._listener = listener
+        self._event_types = tuple(event_types)
+        self._labels: Labels | None = None
+
+    def labels(self) -> Labels:
+        """Built at the first message: the handlers are all registered by then."""
+        if self._labels is None:
+            self._labels = Labels.of_listener(self._listener, self._event_types)
+        return self._labels
+
+    async def __call__(self, message: MessageContext, call_next: CallNext) -> Any:
+        recorder = self.recorder
+        labels = self._labels or self.labels()
+        topic = labels.topic(message.delivery.topic)
+        recorder.received(topic)
+        recorder.in_flight(1)
+        try:
+            return await call_next()
+        finally:
+            recorder.in_flight(-1)
+            outcome = message.outcome
+            if outcome is not None:
+                event_type = labels.event_type(message.event_type)
+                recorder.settled(topic, event_type, outcome.kind)
+                if outcome.reason is not None:
+                    recorder.dead_lettered(topic, event_type, outcome.reason.stage)
+
+
+class MeasureHandlerCalls:
+    """A handler-call middleware timing each attempt and counting its result."""
+
+    def __init__(self, recorder: Recorder, messages: MeasureMessages, max_event_age: float) -> None:
+        self.recorder = recorder
+        self._messages = messages
+        self.max_event_age = max_event_age
+        #: by handler name: its labels (a listener has a fixed set of handlers)
+        self._by_handler: dict[str, HandlerLabels] = {}
+
+    async def __call__(self, call: HandlerCall, call_next: CallNext) -> Any:
+        handler = call.handler
+        labels = self._by_handler.get(handler.name)
+        if labels is None or labels[0] != handler.topic:  # two handlers may share a name
+            event_type = self._messages.labels().event_type(handler.event)
+            labels = self._by_handler[handler.name] = (handler.topic, event_type, handler.name)
+        recorder = self.recorder
+        if call.attempt > 1:
+            recorder.retried(labels)
+        started = time.perf_counter()
+        try:
+            result = await call_next()
+        except BaseException:
+            recorder.handler_finished(labels, time.perf_counter() - started, True)
+            raise
+        recorder.handler_finished(labels, time.perf_counter() - started, False)
+        recorder.latency(labels, event_age(call.event.timestamp, time.time(), self.max_event_age))
+        return result
+
+
+class MeasureEmits:
+    """An emit middleware counting emits by the event class's topic and type and outcome."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        self.recorder = recorder
+
+    async def __call__(self, emit: EmitContext, call_next: CallNext) -> Any:
+        try:
+            return await call_next()
+        finally:
+            event_class = type(emit.event)
+            # the class's topic template, not the formatted topic: bounded by the classes
+            self.recorder.emitted(
+                str(getattr(event_class, "__topic__", "")),
+                str(getattr(event_class, "__event_type__", "")),
+                emit.outcome or "failed",
+            )
+
+
+def measure_listener(
+    listener: EventListener,
+    recorder: Recorder,
+    *,
+    event_types: Any = (),
+    max_event_age: float = DEFAULT_MAX_EVENT_AGE,
+) -> None:
+    """Add the message and handler-call middleware that feed `recorder`. `event_types`: event
+    types to label as themselves besides those the handlers name."""
+    messages = MeasureMessages(recorder, listener, event_types)
+    listener.message_middleware(messages)
+    listener.handler_middleware(MeasureHandlerCalls(recorder, messages, max_event_age))
+
+
+def measure_emitter(emitter: EventEmitter, recorder: Recorder) -> None:
+    emitter.emit_middleware(MeasureEmits(recorder))
