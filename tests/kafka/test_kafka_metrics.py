@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from prometheus_client import CollectorRegistry
 
 from dispytch import Event, EventBase, EventEmitter, EventListener
@@ -17,6 +18,8 @@ from tests.observability.metrics_helpers import scrape, value
 
 from .conftest import NewTopicFactory
 from .kafka_helpers import group_name
+
+pytestmark = pytest.mark.kafka
 
 
 async def test_counters_and_lag_scraped_over_http(

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
+
 from dispytch.kafka import KafkaConsumer, KafkaProducer
 from tests.observability.trace_scenario import check_round_trip, run_traced
 
 from .conftest import NewTopicFactory
 from .kafka_helpers import group_name
+
+pytestmark = pytest.mark.kafka
 
 
 async def test_one_trace_from_emit_to_handlers(bootstrap: str, new_topic: NewTopicFactory) -> None:

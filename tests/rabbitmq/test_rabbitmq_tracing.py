@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
+
 from dispytch.rabbitmq import RabbitMQConsumer, RabbitMQProducer
 from tests.observability.trace_scenario import check_round_trip, run_traced
 
 from .conftest import Names
+
+pytestmark = pytest.mark.rabbitmq
 
 
 async def test_one_trace_from_emit_to_handlers(rabbitmq_url: str, names: Names) -> None:
