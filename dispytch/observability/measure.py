@@ -32,20 +32,22 @@ DEFAULT_MAX_EVENT_AGE = 7 * 24 * 3600.0
 class Recorder(Protocol):
     """Where the numbers go. Label values are bounded by the caller."""
 
-    def received(self, topic: str) -> None: ...
+    def received(self, topic: str) -> None:
+        """A message arrived (it is in flight until `settled`)."""
 
-    def in_flight(self, change: int) -> None: ...
+    def settled(self, topic: str, event_type: str, outcome: str, stage: str | None) -> None:
+        """A message was settled (or its processing ended without an outcome: "unsettled");
+        `stage`: the dead letter reason's stage, for "dead_lettered"."""
 
-    def settled(self, topic: str, event_type: str, outcome: str) -> None: ...
+    def handler_finished(
+        self, labels: HandlerLabels, seconds: float, failed: bool, age: float | None
+    ) -> None:
+        """One attempt ended; `age`: the end-to-end latency of a handled event (None when
+        failed, or when the event's timestamp was not believable)."""
 
-    def dead_lettered(self, topic: str, event_type: str, stage: str) -> None: ...
-
-    def handler_finished(self, labels: HandlerLabels, seconds: float, failed: bool) -> None: ...
+    def timestamp_ignored(self) -> None: ...
 
     def retried(self, labels: HandlerLabels) -> None: ...
-
-    def latency(self, labels: HandlerLabels, seconds: float | None) -> None:
-        """End-to-end latency; None: the event's timestamp was not believable."""
 
     def emitted(self, topic: str, event_type: str, outcome: str) -> None: ...
 
@@ -70,17 +72,18 @@ class MeasureMessages:
         labels = self._labels or self.labels()
         topic = labels.topic(message.delivery.topic)
         recorder.received(topic)
-        recorder.in_flight(1)
         try:
             return await call_next()
         finally:
-            recorder.in_flight(-1)
             outcome = message.outcome
-            if outcome is not None:
-                event_type = labels.event_type(message.event_type)
-                recorder.settled(topic, event_type, outcome.kind)
-                if outcome.reason is not None:
-                    recorder.dead_lettered(topic, event_type, outcome.reason.stage)
+            event_type = labels.event_type(message.event_type)
+            if outcome is None:
+                recorder.settled(topic, event_type, "unsettled", None)
+            else:
+                reason = outcome.reason
+                recorder.settled(
+                    topic, event_type, outcome.kind, None if reason is None else reason.stage
+                )
 
 
 class MeasureHandlerCalls:
@@ -106,10 +109,13 @@ class MeasureHandlerCalls:
         try:
             result = await call_next()
         except BaseException:
-            recorder.handler_finished(labels, time.perf_counter() - started, True)
+            recorder.handler_finished(labels, time.perf_counter() - started, True, None)
             raise
-        recorder.handler_finished(labels, time.perf_counter() - started, False)
-        recorder.latency(labels, event_age(call.event.timestamp, time.time(), self.max_event_age))
+        seconds = time.perf_counter() - started
+        age = event_age(call.event.timestamp, time.time(), self.max_event_age)
+        if age is None:
+            recorder.timestamp_ignored()
+        recorder.handler_finished(labels, seconds, False, age)
         return result
 
 

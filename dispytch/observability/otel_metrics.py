@@ -75,29 +75,28 @@ class OtelMetrics:
 
     def received(self, topic: str) -> None:
         self._received.add(1, self._attrs(("topic",), topic))
+        self._in_flight.add(1)
 
-    def in_flight(self, change: int) -> None:
-        self._in_flight.add(change)
-
-    def settled(self, topic: str, event_type: str, outcome: str) -> None:
+    def settled(self, topic: str, event_type: str, outcome: str, stage: str | None) -> None:
+        self._in_flight.add(-1)
         self._settled.add(1, self._attrs(_SETTLED, topic, event_type, outcome))
+        if stage is not None:
+            self._dead.add(1, self._attrs(_DEAD, topic, event_type, stage))
 
-    def dead_lettered(self, topic: str, event_type: str, stage: str) -> None:
-        self._dead.add(1, self._attrs(_DEAD, topic, event_type, stage))
-
-    def handler_finished(self, labels: HandlerLabels, seconds: float, failed: bool) -> None:
+    def handler_finished(
+        self, labels: HandlerLabels, seconds: float, failed: bool, age: float | None
+    ) -> None:
         outcome = "failed" if failed else "handled"
         self._calls.add(1, self._attrs(_CALL, *labels, outcome))
         self._duration.record(seconds, self._attrs(_HANDLER, *labels))
+        if age is not None:
+            self._latency.record(age, self._attrs(_HANDLER, *labels))
+
+    def timestamp_ignored(self) -> None:
+        self._ignored.add(1)
 
     def retried(self, labels: HandlerLabels) -> None:
         self._retries.add(1, self._attrs(_HANDLER, *labels))
-
-    def latency(self, labels: HandlerLabels, seconds: float | None) -> None:
-        if seconds is None:
-            self._ignored.add(1)
-        else:
-            self._latency.record(seconds, self._attrs(_HANDLER, *labels))
 
     def emitted(self, topic: str, event_type: str, outcome: str) -> None:
         self._emitted.add(1, self._attrs(_SETTLED, topic, event_type, outcome))

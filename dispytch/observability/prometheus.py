@@ -1,15 +1,16 @@
 """Prometheus metrics of listeners and emitters: `pip install 'dispytch[prometheus]'`.
 
-`PrometheusMetrics` registers the metric families once (on `prometheus_client`'s default
-registry unless given one) and is a `measure.Recorder`: `instrument(listener_or_emitter)`
-adds the middleware that feeds it. One object serves every listener and emitter of a process
-(the families of a registry can be registered once). Label children are looked up once per
-label set and cached: the label values are bounded (see `labels.py`).
+`PrometheusMetrics` is a `measure.Recorder` and a Prometheus collector: the middleware adds to
+plain numbers in dicts (no lock, no label lookup: this runs for every message), and
+`collect()` turns them into metric families when the registry is scraped. Register one per
+registry (on `prometheus_client`'s default registry unless given one); it serves every
+listener and emitter of the process (`instrument(listener_or_emitter)`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import bisect
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from dispytch.errors import MissingExtraError
@@ -21,7 +22,14 @@ from dispytch.observability.measure import (
 )
 
 try:
-    from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+    from prometheus_client import REGISTRY, CollectorRegistry
+    from prometheus_client.core import (
+        CounterMetricFamily,
+        GaugeMetricFamily,
+        HistogramMetricFamily,
+        Metric,
+    )
+    from prometheus_client.utils import floatToGoString
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise MissingExtraError(
         "metrics need the 'prometheus-client' package: pip install 'dispytch[prometheus]'"
@@ -34,10 +42,38 @@ DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5
 #: end-to-end latencies, seconds (a retried event can take minutes)
 LATENCY_BUCKETS = (0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
 
-_MESSAGE = ("topic",)
 _SETTLED = ("topic", "event_type", "outcome")
 _DEAD = ("topic", "event_type", "stage")
 _HANDLER = ("topic", "event_type", "handler")
+
+#: label values -> count
+Counts = dict[tuple[str, ...], float]
+
+
+class _Histogram:
+    """Bucket counts (not cumulative; the last one is +Inf) and sums, by label values."""
+
+    def __init__(self, bounds: Sequence[float]) -> None:
+        self.bounds = sorted(bounds)
+        self.by_labels: dict[tuple[str, ...], tuple[list[int], list[float]]] = {}
+
+    def observe(self, labels: tuple[str, ...], value: float) -> None:
+        found = self.by_labels.get(labels)
+        if found is None:
+            found = self.by_labels[labels] = ([0] * (len(self.bounds) + 1), [0.0])
+        found[0][bisect.bisect_left(self.bounds, value)] += 1
+        found[1][0] += value
+
+    def family(self, name: str, documentation: str, labels: Sequence[str]) -> Metric:
+        family = HistogramMetricFamily(name, documentation, labels=labels)
+        edges = [*(floatToGoString(b) for b in self.bounds), "+Inf"]  # type: ignore[no-untyped-call]
+        for values, (counts, total) in list(self.by_labels.items()):
+            cumulative, buckets = 0, []
+            for edge, count in zip(edges, list(counts), strict=True):
+                cumulative += count
+                buckets.append((edge, float(cumulative)))
+            family.add_metric(values, buckets, total[0])
+        return family
 
 
 class PrometheusMetrics:
@@ -66,43 +102,19 @@ class PrometheusMetrics:
         latency_buckets: Sequence[float] = LATENCY_BUCKETS,
     ) -> None:
         self.registry = REGISTRY if registry is None else registry
-        common: dict[str, Any] = {"namespace": namespace, "registry": self.registry}
-        self._received = Counter("messages_received", "Messages received.", _MESSAGE, **common)
-        self._in_flight = Gauge(
-            "messages_in_flight", "Messages received and not yet settled.", **common
-        )
-        self._settled = Counter(
-            "messages_settled", "Messages settled, by outcome.", _SETTLED, **common
-        )
-        self._dead = Counter(
-            "messages_dead_lettered", "Messages dead-lettered, by stage.", _DEAD, **common
-        )
-        self._calls = Counter(
-            "handler_calls", "Handler attempts, handled or failed.", (*_HANDLER, "outcome"),
-            **common,
-        )  # fmt: skip
-        self._retries = Counter(
-            "handler_retries", "Handler attempts after the first.", _HANDLER, **common
-        )
-        self._duration = Histogram(
-            "handler_duration_seconds", "Duration of one handler attempt.", _HANDLER,
-            buckets=duration_buckets, **common,
-        )  # fmt: skip
-        self._latency = Histogram(
-            "event_latency_seconds", "From the event's timestamp to a handler handling it.",
-            _HANDLER, buckets=latency_buckets, **common,
-        )  # fmt: skip
-        self._ignored = Counter(
-            "event_timestamps_ignored",
-            "Event timestamps too old, or ahead of the clock, to measure a latency by.",
-            **common,
-        )
-        self._emitted = Counter("events_emitted", "Events emitted, by outcome.", _SETTLED, **common)
-        self._lag = Gauge(
-            "kafka_consumer_lag", "Records behind the end of the partition (committed offset).",
-            ("topic", "partition"), **common,
-        )  # fmt: skip
-        self._children: dict[tuple[Any, ...], Any] = {}
+        self.namespace = namespace
+        self._received: Counts = {}
+        self._in_flight = 0
+        self._settled: Counts = {}
+        self._dead: Counts = {}
+        self._calls: Counts = {}
+        self._retries: Counts = {}
+        self._duration = _Histogram(duration_buckets)
+        self._latency = _Histogram(latency_buckets)
+        self._ignored = 0
+        self._emitted: Counts = {}
+        self._lags: Counts = {}
+        self.registry.register(self)
 
     def instrument(self, target: Any, **options: Any) -> None:
         """Add the middleware feeding these metrics to an `EventListener` (options:
@@ -113,49 +125,95 @@ class PrometheusMetrics:
         else:
             measure_emitter(target, self)
 
-    def _child(self, family: Any, *values: str) -> Any:
-        key = (family, *values)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = family.labels(*values)
-        return child
-
     # -- measure.Recorder ------------------------------------------------------------------
 
     def received(self, topic: str) -> None:
-        self._child(self._received, topic).inc()
+        key = (topic,)
+        self._received[key] = self._received.get(key, 0) + 1
+        self._in_flight += 1
 
-    def in_flight(self, change: int) -> None:
-        self._in_flight.inc(change)
+    def settled(self, topic: str, event_type: str, outcome: str, stage: str | None) -> None:
+        self._in_flight -= 1
+        key = (topic, event_type, outcome)
+        self._settled[key] = self._settled.get(key, 0) + 1
+        if stage is not None:
+            key = (topic, event_type, stage)
+            self._dead[key] = self._dead.get(key, 0) + 1
 
-    def settled(self, topic: str, event_type: str, outcome: str) -> None:
-        self._child(self._settled, topic, event_type, outcome).inc()
+    def handler_finished(
+        self, labels: HandlerLabels, seconds: float, failed: bool, age: float | None
+    ) -> None:
+        key = (*labels, "failed" if failed else "handled")
+        self._calls[key] = self._calls.get(key, 0) + 1
+        self._duration.observe(labels, seconds)
+        if age is not None:
+            self._latency.observe(labels, age)
 
-    def dead_lettered(self, topic: str, event_type: str, stage: str) -> None:
-        self._child(self._dead, topic, event_type, stage).inc()
-
-    def handler_finished(self, labels: HandlerLabels, seconds: float, failed: bool) -> None:
-        self._child(self._calls, *labels, "failed" if failed else "handled").inc()
-        self._child(self._duration, *labels).observe(seconds)
+    def timestamp_ignored(self) -> None:
+        self._ignored += 1
 
     def retried(self, labels: HandlerLabels) -> None:
-        self._child(self._retries, *labels).inc()
-
-    def latency(self, labels: HandlerLabels, seconds: float | None) -> None:
-        if seconds is None:
-            self._ignored.inc()
-        else:
-            self._child(self._latency, *labels).observe(seconds)
+        self._retries[labels] = self._retries.get(labels, 0) + 1
 
     def emitted(self, topic: str, event_type: str, outcome: str) -> None:
-        self._child(self._emitted, topic, event_type, outcome).inc()
+        key = (topic, event_type, outcome)
+        self._emitted[key] = self._emitted.get(key, 0) + 1
 
     # -- kafka_lag.LagRecorder -------------------------------------------------------------
 
     def lag(self, topic: str, partition: int, records: int) -> None:
-        self._child(self._lag, topic, str(partition)).set(records)
+        self._lags[(topic, str(partition))] = records
 
     def lag_gone(self, topic: str, partition: int) -> None:
-        key = (self._lag, topic, str(partition))
-        if self._children.pop(key, None) is not None:
-            self._lag.remove(topic, str(partition))
+        self._lags.pop((topic, str(partition)), None)
+
+    # -- prometheus_client's Collector -----------------------------------------------------
+
+    def collect(self) -> Iterator[Metric]:
+        """The metric families, read from the numbers as they are now (`list()` copies each
+        dict at once, so a scrape from another thread sees a consistent dict)."""
+        n = self.namespace + "_"
+        yield _counter(n + "messages_received", "Messages received.", ("topic",), self._received)
+        in_flight = GaugeMetricFamily(
+            n + "messages_in_flight", "Messages received and not yet settled."
+        )
+        in_flight.add_metric((), self._in_flight)
+        yield in_flight
+        yield _counter(n + "messages_settled", "Messages settled, by outcome.", _SETTLED,
+                       self._settled)  # fmt: skip
+        yield _counter(n + "messages_dead_lettered", "Messages dead-lettered, by stage.", _DEAD,
+                       self._dead)  # fmt: skip
+        yield _counter(n + "handler_calls", "Handler attempts, handled or failed.",
+                       (*_HANDLER, "outcome"), self._calls)  # fmt: skip
+        yield _counter(n + "handler_retries", "Handler attempts after the first.", _HANDLER,
+                       self._retries)  # fmt: skip
+        yield self._duration.family(
+            n + "handler_duration_seconds", "Duration of one handler attempt.", _HANDLER
+        )
+        yield self._latency.family(
+            n + "event_latency_seconds",
+            "From the event's timestamp to a handler handling it.",
+            _HANDLER,
+        )
+        yield _counter(
+            n + "event_timestamps_ignored",
+            "Event timestamps too old, or ahead of the clock, to measure a latency by.",
+            (), {(): self._ignored},
+        )  # fmt: skip
+        yield _counter(n + "events_emitted", "Events emitted, by outcome.", _SETTLED,
+                       self._emitted)  # fmt: skip
+        lag = GaugeMetricFamily(
+            n + "kafka_consumer_lag",
+            "Records behind the end of the partition (from the committed offset).",
+            labels=("topic", "partition"),
+        )
+        for values, records in list(self._lags.items()):
+            lag.add_metric(values, records)
+        yield lag
+
+
+def _counter(name: str, documentation: str, labels: Sequence[str], counts: Counts) -> Metric:
+    family = CounterMetricFamily(name, documentation, labels=labels)
+    for values, count in list(counts.items()):
+        family.add_metric(values, count)
+    return family

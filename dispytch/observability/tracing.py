@@ -109,19 +109,25 @@ class TraceMessages:
         self.consumer_group = consumer_group
         self._tracer = _tracer(tracer_provider)
         self._propagator = propagator
-
-    async def __call__(self, message: MessageContext, call_next: CallNext) -> Any:
-        parent = self._extract(message.headers)
-        delivery = message.delivery
-        attributes: dict[str, Any] = {
-            attr.SYSTEM: self.system,
-            attr.DESTINATION: delivery.topic,
+        #: the attributes every message's span has
+        self._common: dict[str, Any] = {
+            attr.SYSTEM: system,
             attr.OPERATION_TYPE: "process",
             attr.OPERATION_NAME: "process",
+        }
+        if consumer_group is not None:
+            self._common[attr.CONSUMER_GROUP] = consumer_group
+        #: a propagator and the header names it reads (asking a composite one builds a set)
+        self._fields: tuple[TextMapPropagator | None, frozenset[str]] = (None, frozenset())
+
+    async def __call__(self, message: MessageContext, call_next: CallNext) -> Any:
+        delivery = message.delivery
+        parent = self._extract(delivery.headers)
+        attributes: dict[str, Any] = {
+            **self._common,
+            attr.DESTINATION: delivery.topic,
             attr.BODY_SIZE: len(delivery.value),
         }
-        if self.consumer_group is not None:
-            attributes[attr.CONSUMER_GROUP] = self.consumer_group
         if delivery.metadata:
             attributes.update(attr.metadata_attributes(self.system, delivery.metadata))
         span = self._tracer.start_span(
@@ -144,8 +150,13 @@ class TraceMessages:
         """The trace context in the headers; None (a new trace) when there is none or it does
         not parse. The propagators ignore what they cannot parse; this also survives one that
         raises on hostile input."""
+        propagator = _propagator(self._propagator)
+        if self._fields[0] is not propagator:
+            self._fields = (propagator, frozenset(propagator.fields))
+        if not headers or self._fields[1].isdisjoint(headers):
+            return None  # nothing to continue: skip the propagators' work
         try:
-            return _propagator(self._propagator).extract(headers)
+            return propagator.extract(headers)
         except Exception:
             logger.debug("ignoring trace context headers that do not parse", exc_info=True)
             return None
@@ -154,18 +165,20 @@ class TraceMessages:
 def _finish(span: trace.Span, message: MessageContext) -> None:
     """The message's id, type and outcome on its span; a dead letter's reason as an event
     and the span's ERROR status."""
-    if message.event_id is not None:
-        span.set_attribute(attr.MESSAGE_ID, message.event_id)
-        span.set_attribute(attr.EVENT_TYPE, message.event_type or "")
-    outcome = message.outcome
-    if outcome is None:
+    if not span.is_recording():
         return
-    span.set_attribute(attr.OUTCOME, outcome.kind)
-    reason = outcome.reason
+    outcome = message.outcome
+    found: dict[str, Any] = {attr.OUTCOME: "unsettled" if outcome is None else outcome.kind}
+    if message.event_id is not None:
+        found[attr.MESSAGE_ID] = message.event_id
+        found[attr.EVENT_TYPE] = message.event_type or ""
+    reason = None if outcome is None else outcome.reason
+    if reason is not None:
+        found[attr.ERROR_TYPE] = reason.error_type
+        found[attr.DEAD_LETTER_STAGE] = reason.stage
+    span.set_attributes(found)
     if reason is None:
         return
-    span.set_attribute(attr.ERROR_TYPE, reason.error_type)
-    span.set_attribute(attr.DEAD_LETTER_STAGE, reason.stage)
     event: dict[str, Any] = {
         attr.DEAD_LETTER_STAGE: reason.stage,
         attr.ERROR_TYPE: reason.error_type,
@@ -184,13 +197,14 @@ class TraceHandlerCalls:
     span ("retry" before attempt 2 and later; an exception event for each failed attempt)."""
 
     async def __call__(self, call: HandlerCall, call_next: CallNext) -> Any:
-        span = trace.get_current_span()
         if call.attempt > 1:
-            span.add_event("retry", {attr.HANDLER: call.handler.name, attr.ATTEMPT: call.attempt})
+            trace.get_current_span().add_event(
+                "retry", {attr.HANDLER: call.handler.name, attr.ATTEMPT: call.attempt}
+            )
         try:
             return await call_next()
         except BaseException as error:
-            span.record_exception(
+            trace.get_current_span().record_exception(
                 error, {attr.HANDLER: call.handler.name, attr.ATTEMPT: call.attempt}
             )
             raise
