@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from dispytch.emitter import EventEmitter
     from dispytch.listener import EventListener
     from dispytch.middleware import CallNext, EmitContext, HandlerCall, MessageContext
+    from dispytch.middleware.context import HandlerInfo
 
 #: handler labels: topic pattern, event type, handler name
 HandlerLabels = tuple[str, str, str]
@@ -29,25 +30,36 @@ HandlerLabels = tuple[str, str, str]
 DEFAULT_MAX_EVENT_AGE = 7 * 24 * 3600.0
 
 
-class Recorder(Protocol):
-    """Where the numbers go. Label values are bounded by the caller."""
+class TopicStats(Protocol):
+    """The numbers of the messages of one topic label."""
 
-    def received(self, topic: str) -> None:
+    def received(self) -> None:
         """A message arrived (it is in flight until `settled`)."""
 
-    def settled(self, topic: str, event_type: str, outcome: str, stage: str | None) -> None:
+    def settled(self, event_type: str, outcome: str, stage: str | None) -> None:
         """A message was settled (or its processing ended without an outcome: "unsettled");
         `stage`: the dead letter reason's stage, for "dead_lettered"."""
 
-    def handler_finished(
-        self, labels: HandlerLabels, seconds: float, failed: bool, age: float | None
-    ) -> None:
+
+class HandlerStats(Protocol):
+    """The numbers of one handler (its topic pattern, event type and name)."""
+
+    def finished(self, seconds: float, failed: bool, age: float | None) -> None:
         """One attempt ended; `age`: the end-to-end latency of a handled event (None when
         failed, or when the event's timestamp was not believable)."""
 
-    def timestamp_ignored(self) -> None: ...
+    def retried(self) -> None: ...
 
-    def retried(self, labels: HandlerLabels) -> None: ...
+
+class Recorder(Protocol):
+    """Where the numbers go. Label values are bounded by the caller, who asks once per label
+    set for the object that keeps its numbers (this runs for every message)."""
+
+    def topic_stats(self, topic: str) -> TopicStats: ...
+
+    def handler_stats(self, labels: HandlerLabels) -> HandlerStats: ...
+
+    def timestamp_ignored(self) -> None: ...
 
     def emitted(self, topic: str, event_type: str, outcome: str) -> None: ...
 
@@ -60,6 +72,8 @@ class MeasureMessages:
         self._listener = listener
         self._event_types = tuple(event_types)
         self._labels: Labels | None = None
+        #: by topic label (bounded: the handler patterns and "other")
+        self._stats: dict[str, TopicStats] = {}
 
     def labels(self) -> Labels:
         """Built at the first message: the handlers are all registered by then."""
@@ -68,22 +82,22 @@ class MeasureMessages:
         return self._labels
 
     async def __call__(self, message: MessageContext, call_next: CallNext) -> Any:
-        recorder = self.recorder
         labels = self._labels or self.labels()
         topic = labels.topic(message.delivery.topic)
-        recorder.received(topic)
+        stats = self._stats.get(topic)
+        if stats is None:
+            stats = self._stats[topic] = self.recorder.topic_stats(topic)
+        stats.received()
         try:
             return await call_next()
         finally:
             outcome = message.outcome
             event_type = labels.event_type(message.event_type)
             if outcome is None:
-                recorder.settled(topic, event_type, "unsettled", None)
+                stats.settled(event_type, "unsettled", None)
             else:
                 reason = outcome.reason
-                recorder.settled(
-                    topic, event_type, outcome.kind, None if reason is None else reason.stage
-                )
+                stats.settled(event_type, outcome.kind, None if reason is None else reason.stage)
 
 
 class MeasureHandlerCalls:
@@ -93,29 +107,33 @@ class MeasureHandlerCalls:
         self.recorder = recorder
         self._messages = messages
         self.max_event_age = max_event_age
-        #: by handler name: its labels (a listener has a fixed set of handlers)
-        self._by_handler: dict[str, HandlerLabels] = {}
+        #: by handler name: its topic pattern and numbers (a listener has a fixed set)
+        self._by_handler: dict[str, tuple[str, HandlerStats]] = {}
+
+    def _stats(self, handler: HandlerInfo) -> HandlerStats:
+        event_type = self._messages.labels().event_type(handler.event)
+        stats = self.recorder.handler_stats((handler.topic, event_type, handler.name))
+        self._by_handler[handler.name] = (handler.topic, stats)
+        return stats
 
     async def __call__(self, call: HandlerCall, call_next: CallNext) -> Any:
         handler = call.handler
-        labels = self._by_handler.get(handler.name)
-        if labels is None or labels[0] != handler.topic:  # two handlers may share a name
-            event_type = self._messages.labels().event_type(handler.event)
-            labels = self._by_handler[handler.name] = (handler.topic, event_type, handler.name)
-        recorder = self.recorder
+        found = self._by_handler.get(handler.name)
+        # two handlers may share a name: the topic tells them apart
+        stats = found[1] if found and found[0] == handler.topic else self._stats(handler)
         if call.attempt > 1:
-            recorder.retried(labels)
+            stats.retried()
         started = time.perf_counter()
         try:
             result = await call_next()
         except BaseException:
-            recorder.handler_finished(labels, time.perf_counter() - started, True, None)
+            stats.finished(time.perf_counter() - started, True, None)
             raise
         seconds = time.perf_counter() - started
         age = event_age(call.event.timestamp, time.time(), self.max_event_age)
         if age is None:
-            recorder.timestamp_ignored()
-        recorder.handler_finished(labels, seconds, False, age)
+            self.recorder.timestamp_ignored()
+        stats.finished(seconds, False, age)
         return result
 
 

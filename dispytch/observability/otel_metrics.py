@@ -73,30 +73,14 @@ class OtelMetrics:
             found = self._attributes[key] = dict(zip(names, values, strict=True))
         return found
 
-    def received(self, topic: str) -> None:
-        self._received.add(1, self._attrs(("topic",), topic))
-        self._in_flight.add(1)
+    def topic_stats(self, topic: str) -> _TopicInstruments:
+        return _TopicInstruments(self, topic)
 
-    def settled(self, topic: str, event_type: str, outcome: str, stage: str | None) -> None:
-        self._in_flight.add(-1)
-        self._settled.add(1, self._attrs(_SETTLED, topic, event_type, outcome))
-        if stage is not None:
-            self._dead.add(1, self._attrs(_DEAD, topic, event_type, stage))
-
-    def handler_finished(
-        self, labels: HandlerLabels, seconds: float, failed: bool, age: float | None
-    ) -> None:
-        outcome = "failed" if failed else "handled"
-        self._calls.add(1, self._attrs(_CALL, *labels, outcome))
-        self._duration.record(seconds, self._attrs(_HANDLER, *labels))
-        if age is not None:
-            self._latency.record(age, self._attrs(_HANDLER, *labels))
+    def handler_stats(self, labels: HandlerLabels) -> _HandlerInstruments:
+        return _HandlerInstruments(self, labels)
 
     def timestamp_ignored(self) -> None:
         self._ignored.add(1)
-
-    def retried(self, labels: HandlerLabels) -> None:
-        self._retries.add(1, self._attrs(_HANDLER, *labels))
 
     def emitted(self, topic: str, event_type: str, outcome: str) -> None:
         self._emitted.add(1, self._attrs(_SETTLED, topic, event_type, outcome))
@@ -112,6 +96,46 @@ class OtelMetrics:
             Observation(records, {"topic": topic, "partition": str(partition)})
             for (topic, partition), records in list(self._lags.items())
         ]
+
+
+class _TopicInstruments:
+    """A `measure.TopicStats` on the meter's instruments."""
+
+    def __init__(self, metrics: OtelMetrics, topic: str) -> None:
+        self._metrics = metrics
+        self._topic = topic
+        self._attributes = metrics._attrs(("topic",), topic)
+
+    def received(self) -> None:
+        self._metrics._received.add(1, self._attributes)
+        self._metrics._in_flight.add(1)
+
+    def settled(self, event_type: str, outcome: str, stage: str | None) -> None:
+        metrics, topic = self._metrics, self._topic
+        metrics._in_flight.add(-1)
+        metrics._settled.add(1, metrics._attrs(_SETTLED, topic, event_type, outcome))
+        if stage is not None:
+            metrics._dead.add(1, metrics._attrs(_DEAD, topic, event_type, stage))
+
+
+class _HandlerInstruments:
+    """A `measure.HandlerStats` on the meter's instruments."""
+
+    def __init__(self, metrics: OtelMetrics, labels: HandlerLabels) -> None:
+        self._metrics = metrics
+        self._handler = metrics._attrs(_HANDLER, *labels)
+        self._handled = metrics._attrs(_CALL, *labels, "handled")
+        self._failed = metrics._attrs(_CALL, *labels, "failed")
+
+    def finished(self, seconds: float, failed: bool, age: float | None) -> None:
+        metrics = self._metrics
+        metrics._calls.add(1, self._failed if failed else self._handled)
+        metrics._duration.record(seconds, self._handler)
+        if age is not None:
+            metrics._latency.record(age, self._handler)
+
+    def retried(self) -> None:
+        self._metrics._retries.add(1, self._handler)
 
 
 _SETTLED = ("topic", "event_type", "outcome")

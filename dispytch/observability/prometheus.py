@@ -50,30 +50,69 @@ _HANDLER = ("topic", "event_type", "handler")
 Counts = dict[tuple[str, ...], float]
 
 
-class _Histogram:
-    """Bucket counts (not cumulative; the last one is +Inf) and sums, by label values."""
+class _TopicCounts:
+    """The numbers of one topic label (a `measure.TopicStats`)."""
 
-    def __init__(self, bounds: Sequence[float]) -> None:
-        self.bounds = sorted(bounds)
-        self.by_labels: dict[tuple[str, ...], tuple[list[int], list[float]]] = {}
+    __slots__ = ("dead", "in_flight", "received_count", "settled_counts")
 
-    def observe(self, labels: tuple[str, ...], value: float) -> None:
-        found = self.by_labels.get(labels)
-        if found is None:
-            found = self.by_labels[labels] = ([0] * (len(self.bounds) + 1), [0.0])
-        found[0][bisect.bisect_left(self.bounds, value)] += 1
-        found[1][0] += value
+    def __init__(self) -> None:
+        self.received_count = 0
+        self.in_flight = 0
+        #: by (event type, outcome), and dead letters by (event type, stage)
+        self.settled_counts: Counts = {}
+        self.dead: Counts = {}
 
-    def family(self, name: str, documentation: str, labels: Sequence[str]) -> Metric:
-        family = HistogramMetricFamily(name, documentation, labels=labels)
-        edges = [*(floatToGoString(b) for b in self.bounds), "+Inf"]  # type: ignore[no-untyped-call]
-        for values, (counts, total) in list(self.by_labels.items()):
-            cumulative, buckets = 0, []
-            for edge, count in zip(edges, list(counts), strict=True):
-                cumulative += count
-                buckets.append((edge, float(cumulative)))
-            family.add_metric(values, buckets, total[0])
-        return family
+    def received(self) -> None:
+        self.received_count += 1
+        self.in_flight += 1
+
+    def settled(self, event_type: str, outcome: str, stage: str | None) -> None:
+        self.in_flight -= 1
+        key = (event_type, outcome)
+        self.settled_counts[key] = self.settled_counts.get(key, 0) + 1
+        if stage is not None:
+            key = (event_type, stage)
+            self.dead[key] = self.dead.get(key, 0) + 1
+
+
+class _HandlerCounts:
+    """The numbers of one handler (a `measure.HandlerStats`); histogram buckets are kept
+    per bucket (not cumulative), the last one +Inf."""
+
+    __slots__ = (
+        "duration",
+        "duration_bounds",
+        "duration_sum",
+        "failed",
+        "handled",
+        "latency",
+        "latency_bounds",
+        "latency_sum",
+        "retries",
+    )
+
+    def __init__(self, duration_bounds: list[float], latency_bounds: list[float]) -> None:
+        self.handled = self.failed = self.retries = 0
+        self.duration_bounds = duration_bounds
+        self.duration = [0] * (len(duration_bounds) + 1)
+        self.duration_sum = 0.0
+        self.latency_bounds = latency_bounds
+        self.latency = [0] * (len(latency_bounds) + 1)
+        self.latency_sum = 0.0
+
+    def finished(self, seconds: float, failed: bool, age: float | None) -> None:
+        if failed:
+            self.failed += 1
+        else:
+            self.handled += 1
+        self.duration[bisect.bisect_left(self.duration_bounds, seconds)] += 1
+        self.duration_sum += seconds
+        if age is not None:
+            self.latency[bisect.bisect_left(self.latency_bounds, age)] += 1
+            self.latency_sum += age
+
+    def retried(self) -> None:
+        self.retries += 1
 
 
 class PrometheusMetrics:
@@ -103,14 +142,10 @@ class PrometheusMetrics:
     ) -> None:
         self.registry = REGISTRY if registry is None else registry
         self.namespace = namespace
-        self._received: Counts = {}
-        self._in_flight = 0
-        self._settled: Counts = {}
-        self._dead: Counts = {}
-        self._calls: Counts = {}
-        self._retries: Counts = {}
-        self._duration = _Histogram(duration_buckets)
-        self._latency = _Histogram(latency_buckets)
+        self._duration_bounds = sorted(duration_buckets)
+        self._latency_bounds = sorted(latency_buckets)
+        self._topics: dict[str, _TopicCounts] = {}
+        self._handlers: dict[tuple[str, ...], _HandlerCounts] = {}
         self._ignored = 0
         self._emitted: Counts = {}
         self._lags: Counts = {}
@@ -127,33 +162,22 @@ class PrometheusMetrics:
 
     # -- measure.Recorder ------------------------------------------------------------------
 
-    def received(self, topic: str) -> None:
-        key = (topic,)
-        self._received[key] = self._received.get(key, 0) + 1
-        self._in_flight += 1
+    def topic_stats(self, topic: str) -> _TopicCounts:
+        found = self._topics.get(topic)
+        if found is None:  # shared by every listener instrumented with this object
+            found = self._topics[topic] = _TopicCounts()
+        return found
 
-    def settled(self, topic: str, event_type: str, outcome: str, stage: str | None) -> None:
-        self._in_flight -= 1
-        key = (topic, event_type, outcome)
-        self._settled[key] = self._settled.get(key, 0) + 1
-        if stage is not None:
-            key = (topic, event_type, stage)
-            self._dead[key] = self._dead.get(key, 0) + 1
-
-    def handler_finished(
-        self, labels: HandlerLabels, seconds: float, failed: bool, age: float | None
-    ) -> None:
-        key = (*labels, "failed" if failed else "handled")
-        self._calls[key] = self._calls.get(key, 0) + 1
-        self._duration.observe(labels, seconds)
-        if age is not None:
-            self._latency.observe(labels, age)
+    def handler_stats(self, labels: HandlerLabels) -> _HandlerCounts:
+        found = self._handlers.get(labels)
+        if found is None:
+            found = self._handlers[labels] = _HandlerCounts(
+                self._duration_bounds, self._latency_bounds
+            )
+        return found
 
     def timestamp_ignored(self) -> None:
         self._ignored += 1
-
-    def retried(self, labels: HandlerLabels) -> None:
-        self._retries[labels] = self._retries.get(labels, 0) + 1
 
     def emitted(self, topic: str, event_type: str, outcome: str) -> None:
         key = (topic, event_type, outcome)
@@ -170,31 +194,50 @@ class PrometheusMetrics:
     # -- prometheus_client's Collector -----------------------------------------------------
 
     def collect(self) -> Iterator[Metric]:
-        """The metric families, read from the numbers as they are now (`list()` copies each
-        dict at once, so a scrape from another thread sees a consistent dict)."""
+        """The metric families, read from the numbers as they are now (`list()` copies a
+        dict at once, so that a scrape from another thread never iterates a changing one)."""
         n = self.namespace + "_"
-        yield _counter(n + "messages_received", "Messages received.", ("topic",), self._received)
-        in_flight = GaugeMetricFamily(
+        topics = list(self._topics.items())
+        received: Counts = {}
+        settled: Counts = {}
+        dead: Counts = {}
+        in_flight = 0
+        for topic, counts in topics:
+            received[(topic,)] = counts.received_count
+            in_flight += counts.in_flight
+            for (event_type, outcome), count in list(counts.settled_counts.items()):
+                settled[(topic, event_type, outcome)] = count
+            for (event_type, stage), count in list(counts.dead.items()):
+                dead[(topic, event_type, stage)] = count
+        yield _counter(n + "messages_received", "Messages received.", ("topic",), received)
+        gauge = GaugeMetricFamily(
             n + "messages_in_flight", "Messages received and not yet settled."
         )
-        in_flight.add_metric((), self._in_flight)
-        yield in_flight
+        gauge.add_metric((), in_flight)
+        yield gauge
         yield _counter(n + "messages_settled", "Messages settled, by outcome.", _SETTLED,
-                       self._settled)  # fmt: skip
+                       settled)  # fmt: skip
         yield _counter(n + "messages_dead_lettered", "Messages dead-lettered, by stage.", _DEAD,
-                       self._dead)  # fmt: skip
+                       dead)  # fmt: skip
+        handlers = list(self._handlers.items())
+        calls: Counts = {}
+        for labels, stats in handlers:
+            handled, failed = (*labels, "handled"), (*labels, "failed")
+            calls[handled], calls[failed] = stats.handled, stats.failed
         yield _counter(n + "handler_calls", "Handler attempts, handled or failed.",
-                       (*_HANDLER, "outcome"), self._calls)  # fmt: skip
+                       (*_HANDLER, "outcome"), calls)  # fmt: skip
         yield _counter(n + "handler_retries", "Handler attempts after the first.", _HANDLER,
-                       self._retries)  # fmt: skip
-        yield self._duration.family(
-            n + "handler_duration_seconds", "Duration of one handler attempt.", _HANDLER
-        )
-        yield self._latency.family(
-            n + "event_latency_seconds",
-            "From the event's timestamp to a handler handling it.",
-            _HANDLER,
-        )
+                       {labels: stats.retries for labels, stats in handlers})  # fmt: skip
+        yield _histogram(
+            n + "handler_duration_seconds", "Duration of one handler attempt.",
+            self._duration_bounds,
+            [(labels, stats.duration, stats.duration_sum) for labels, stats in handlers],
+        )  # fmt: skip
+        yield _histogram(
+            n + "event_latency_seconds", "From the event's timestamp to a handler handling it.",
+            self._latency_bounds,
+            [(labels, stats.latency, stats.latency_sum) for labels, stats in handlers],
+        )  # fmt: skip
         yield _counter(
             n + "event_timestamps_ignored",
             "Event timestamps too old, or ahead of the clock, to measure a latency by.",
@@ -210,6 +253,23 @@ class PrometheusMetrics:
         for values, records in list(self._lags.items()):
             lag.add_metric(values, records)
         yield lag
+
+
+def _histogram(
+    name: str,
+    documentation: str,
+    bounds: Sequence[float],
+    series: list[tuple[tuple[str, ...], list[int], float]],
+) -> Metric:
+    family = HistogramMetricFamily(name, documentation, labels=_HANDLER)
+    edges = [*(floatToGoString(b) for b in bounds), "+Inf"]  # type: ignore[no-untyped-call]
+    for labels, counts, total in series:
+        cumulative, buckets = 0, []
+        for edge, count in zip(edges, list(counts), strict=True):
+            cumulative += count
+            buckets.append((edge, float(cumulative)))
+        family.add_metric(labels, buckets, total)
+    return family
 
 
 def _counter(name: str, documentation: str, labels: Sequence[str], counts: Counts) -> Metric:
