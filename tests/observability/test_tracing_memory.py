@@ -10,10 +10,12 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 
-from dispytch import Event, EventListener, InMemoryBroker
+from dispytch import Event, EventBase, EventEmitter, EventListener, InMemoryBroker
 from dispytch.backends.base import OutgoingMessage
-from dispytch.observability.tracing import trace_listener
+from dispytch.deadletters import replay_headers
+from dispytch.observability.tracing import trace_emitter, trace_listener
 
 from .trace_scenario import check_round_trip, run_traced
 
@@ -64,3 +66,59 @@ async def test_malformed_trace_headers_start_a_new_trace(headers: dict[str, str]
     assert span.parent is None  # a new trace
     assert span.attributes is not None
     assert span.attributes["dispytch.outcome"] == "handled"
+
+
+async def test_a_replayed_dead_letter_continues_the_original_trace() -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    broker = InMemoryBroker()
+    listener = EventListener(broker.consumer("billing"))
+    emitter = EventEmitter(broker.producer())
+    trace_listener(listener, tracer_provider=provider)
+    trace_emitter(emitter, tracer_provider=provider)
+    failing = [True]
+
+    class Placed(EventBase):
+        __topic__ = "orders"
+        __event_type__ = "placed"
+
+    @listener.handler(topic="orders", event="placed")
+    async def handle(event: Event[Any]) -> None:
+        if failing[0]:
+            raise ValueError("not yet")
+
+    def processed(count: int) -> bool:
+        return sum(s.kind == SpanKind.CONSUMER for s in exporter.get_finished_spans()) >= count
+
+    async with listener:
+        await emitter.emit(Placed())
+        await asyncio.wait_for(_until(lambda: processed(1)), 10)
+        reader = broker.consumer("reader", topics=["orders.dlq"])
+        await reader.start([])
+        letter = await asyncio.wait_for(reader.receive(), 10)
+        await letter.ack()
+        failing[0] = False
+        # what `dispytch dlq replay` sends: the stored bytes and headers, less the reason
+        broker.publish(
+            OutgoingMessage("orders", letter.value, headers=replay_headers(letter.headers))
+        )
+        await asyncio.wait_for(_until(lambda: processed(2)), 10)
+
+    spans = exporter.get_finished_spans()
+    (sent,) = [s for s in spans if s.kind == SpanKind.PRODUCER]
+    first, replayed = sorted(
+        (s for s in spans if s.kind == SpanKind.CONSUMER), key=lambda s: s.start_time or 0
+    )
+    assert first.attributes is not None
+    assert replayed.attributes is not None
+    assert first.attributes["dispytch.outcome"] == "dead_lettered"
+    assert replayed.attributes["dispytch.outcome"] == "handled"
+    assert replayed.context.trace_id == sent.context.trace_id == first.context.trace_id
+    assert replayed.parent is not None
+    assert replayed.parent.span_id == sent.context.span_id
+
+
+async def _until(condition: Any) -> None:
+    while not condition():
+        await asyncio.sleep(0.01)
