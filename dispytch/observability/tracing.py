@@ -43,6 +43,7 @@ __all__ = ["TraceEmits", "TraceHandlerCalls", "TraceMessages", "trace_emitter", 
 logger = logging.getLogger("dispytch.observability")
 
 _SCOPE = "dispytch"
+_EMPTY = otel_context.Context()
 #: longest error message kept on a span (it may quote the message)
 _MAX_MESSAGE = 500
 
@@ -146,20 +147,21 @@ class TraceMessages:
             _finish(span, message)
             span.end()
 
-    def _extract(self, headers: Mapping[str, str]) -> otel_context.Context | None:
-        """The trace context in the headers; None (a new trace) when there is none or it does
-        not parse. The propagators ignore what they cannot parse; this also survives one that
+    def _extract(self, headers: Mapping[str, str]) -> otel_context.Context:
+        """The trace context in the headers; an empty one (a new trace) when there is none or
+        it does not parse. Never the worker's current context: that is whatever was current
+        when the listener started, no parent of this message. The propagators ignore what they cannot parse; this also survives one that
         raises on hostile input."""
         propagator = _propagator(self._propagator)
         if self._fields[0] is not propagator:
             self._fields = (propagator, frozenset(propagator.fields))
         if not headers or self._fields[1].isdisjoint(headers):
-            return None  # nothing to continue: skip the propagators' work
+            return _EMPTY  # nothing to continue: skip the propagators' work
         try:
-            return propagator.extract(headers)
+            return propagator.extract(headers, context=_EMPTY)
         except Exception:
             logger.debug("ignoring trace context headers that do not parse", exc_info=True)
-            return None
+            return _EMPTY
 
 
 def _finish(span: trace.Span, message: MessageContext) -> None:

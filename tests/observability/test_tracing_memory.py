@@ -10,6 +10,8 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry import baggage
+from opentelemetry import context as otel_context
 from opentelemetry.trace import SpanKind
 
 from dispytch import Event, EventBase, EventEmitter, EventListener, InMemoryBroker
@@ -32,6 +34,7 @@ async def test_one_trace_from_emit_to_handlers() -> None:
 @pytest.mark.parametrize(
     "headers",
     [
+        {},  # no trace context at all
         {"traceparent": "00-zzzz-not-a-trace-01"},
         {"traceparent": "00-" + "0" * 32 + "-" + "0" * 16 + "-01"},  # all-zero ids: invalid
         {"traceparent": "x" * 100_000, "tracestate": "=" * 10_000},
@@ -50,19 +53,30 @@ async def test_malformed_trace_headers_start_a_new_trace(headers: dict[str, str]
 
     @listener.handler(topic="t", event="e")
     async def handle(event: Event[Any]) -> None:
-        handled.append(event.body)
+        handled.append((event.body, baggage.get_baggage("tenant")))
 
     value = b'{"id": "1", "type": "e", "body": {"n": 1}, "timestamp": 1}'
     broker.publish(OutgoingMessage(topic="t", value=value, headers=headers))
-    async with listener:
+    # started inside a span and with baggage: neither may leak into the messages' traces
+    with provider.get_tracer("app").start_as_current_span("startup"):
+        token = otel_context.attach(baggage.set_baggage("tenant", "from-startup"))
+        try:
+            await listener.__aenter__()
+        finally:
+            otel_context.detach(token)
+    try:
 
         async def settled() -> None:
-            while broker.pending("g") or not exporter.get_finished_spans():
+            while broker.pending("g") or not any(
+                s.kind == SpanKind.CONSUMER for s in exporter.get_finished_spans()
+            ):
                 await asyncio.sleep(0.01)
 
         await asyncio.wait_for(settled(), timeout=10)
-    assert handled == [{"n": 1}]
-    (span,) = exporter.get_finished_spans()
+    finally:
+        await listener.__aexit__(None, None, None)
+    assert handled == [({"n": 1}, None)]
+    (span,) = [s for s in exporter.get_finished_spans() if s.name != "startup"]
     assert span.parent is None  # a new trace
     assert span.attributes is not None
     assert span.attributes["dispytch.outcome"] == "handled"
