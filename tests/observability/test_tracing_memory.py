@@ -7,11 +7,11 @@ import asyncio
 from typing import Any
 
 import pytest
+from opentelemetry import baggage
+from opentelemetry import context as otel_context
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry import baggage
-from opentelemetry import context as otel_context
 from opentelemetry.trace import SpanKind
 
 from dispytch import Event, EventBase, EventEmitter, EventListener, InMemoryBroker
