@@ -150,8 +150,8 @@ class TraceMessages:
     def _extract(self, headers: Mapping[str, str]) -> otel_context.Context:
         """The trace context in the headers; an empty one (a new trace) when there is none or
         it does not parse. Never the worker's current context: that is whatever was current
-        when the listener started, no parent of this message. The propagators ignore what they cannot parse; this also survives one that
-        raises on hostile input."""
+        when the listener started, no parent of this message. The propagators ignore what
+        they cannot parse; this also survives one that raises on hostile input."""
         propagator = _propagator(self._propagator)
         if self._fields[0] is not propagator:
             self._fields = (propagator, frozenset(propagator.fields))
