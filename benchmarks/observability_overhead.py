@@ -17,6 +17,14 @@ read by a fresh consumer group per round, timed from the first event handled to 
 
     .venv/bin/python benchmarks/observability_overhead.py [--events 20000] [--rounds 5]
         [--kafka-events 20000] [--kafka-rounds 3] [--no-kafka]
+
+Timings on a shared machine vary more than some of the effects; instructions per event do not.
+`--single MODE --events N` runs one in-memory round of one mode, to count them:
+
+    for n in 500 2500; do valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+        .venv/bin/python benchmarks/observability_overhead.py --single metrics --events $n; done
+
+(the difference of the two counts, divided by 2000, is the instructions per event).
 """
 
 from __future__ import annotations
@@ -204,8 +212,14 @@ def main() -> None:
     parser.add_argument("--kafka-rounds", type=int, default=3)
     parser.add_argument("--no-kafka", action="store_true")
     parser.add_argument("--not-installed", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--single", choices=(*MODES, "both unsampled"), help="one round of one mode, in memory"
+    )
     args = parser.parse_args()
     payloads = [envelope(n) for n in range(args.events)]
+    if args.single:  # for counting instructions: valgrind --tool=callgrind ... --single both
+        asyncio.run(memory_round(payloads, args.single))
+        return
 
     if args.not_installed:  # the child process: only the plain listener, libraries blocked
         sys.meta_path.insert(0, _Blocker())  # type: ignore[arg-type]
