@@ -4,7 +4,8 @@ The lag of a partition is the broker's end offset minus the group's committed of
 consumer's position when the group has committed nothing yet): the records not yet settled.
 It is read with aiokafka's public API (`assignment()`, `end_offsets()`, `committed()`,
 `position()`) from the listener's `KafkaConsumer.client`, every `interval` seconds, each
-refresh bounded by `interval`. Partitions no longer assigned are removed from the gauge.
+refresh bounded by `interval`, while the listener is receiving. Partitions no longer assigned
+(and all of them once the listener stopped) are removed from the gauge.
 """
 
 from __future__ import annotations
@@ -27,12 +28,12 @@ class LagRecorder(Protocol):
 
 
 class KafkaLag:
-    """`async with KafkaLag(listener.consumer, metrics):` keeps `metrics`' lag gauge up to
-    date while the listener runs. At most `max_partitions` partitions are reported."""
+    """`async with KafkaLag(listener, metrics):` keeps `metrics`' lag gauge up to date while
+    the listener runs. At most `max_partitions` partitions are reported."""
 
     def __init__(
         self,
-        consumer: Any,
+        listener: Any,
         recorder: LagRecorder,
         *,
         interval: float = 15.0,
@@ -40,7 +41,7 @@ class KafkaLag:
     ) -> None:
         if interval <= 0:
             raise ValueError("interval must be positive")
-        self.consumer = consumer
+        self.listener = listener
         self.recorder = recorder
         self.interval = interval
         self.max_partitions = max_partitions
@@ -48,18 +49,19 @@ class KafkaLag:
         self._task: asyncio.Task[None] | None = None
 
     async def refresh(self) -> None:
-        """Read the offsets once and update the gauge (a consumer not started: nothing)."""
-        client = getattr(self.consumer, "client", None)
-        if client is None:
-            return
-        assigned = sorted(client.assignment(), key=lambda tp: (tp.topic, tp.partition))
+        """Read the offsets once and update the gauge (a listener that is not receiving has no
+        partitions)."""
+        client: Any = getattr(self.listener.consumer, "client", None)
+        receiving = client is not None and self.listener.state == "receiving"
+        partitions = client.assignment() if receiving else ()
+        assigned = sorted(partitions, key=lambda tp: (tp.topic, tp.partition))
         assigned = assigned[: self.max_partitions]
         current: set[tuple[str, int]] = set()
         if assigned:
             ends = await client.end_offsets(assigned)
-            for tp in assigned:
-                settled = await client.committed(tp)
-                if settled is None:
+            committed = await asyncio.gather(*(client.committed(tp) for tp in assigned))
+            for tp, settled in zip(assigned, committed, strict=True):
+                if settled is None:  # the group has committed nothing here yet
                     settled = await client.position(tp)
                 end = ends.get(tp)
                 if end is None:

@@ -55,12 +55,13 @@ async def test_counters_and_lag_scraped_over_http(
             await asyncio.sleep(0.1)
 
     lag = {"topic": topic, "partition": "0"}
+    lag_monitor = KafkaLag(listener, metrics, interval=0.2)
     async with emitter:
         await emitter.emit_many([Placed(n=n) for n in range(6)])
         async with (
             ObservabilityServer(metrics=metrics, port=0) as server,
             listener,
-            KafkaLag(consumer, metrics, interval=0.2),
+            lag_monitor,
         ):
             samples = await asyncio.wait_for(
                 scraped_until(
@@ -80,6 +81,8 @@ async def test_counters_and_lag_scraped_over_http(
                 ),
                 30,
             )
+    await lag_monitor.refresh()  # the listener stopped: no partition is assigned any more
+    assert not next(s for s in metrics.collect() if s.name.endswith("lag")).samples
     assert sorted(handled) == list(range(6))
     assert value(samples, "dispytch_messages_in_flight") == 0
     assert value(
