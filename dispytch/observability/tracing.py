@@ -87,12 +87,15 @@ class TraceEmits:
         )
         with trace.use_span(span, end_on_exit=True, record_exception=True):
             _propagator(self._propagator).inject(message.headers)
-            result = await call_next()
-            if emit.outcome != "sent":
-                error = emit.error
-                span.set_attribute(attr.ERROR_TYPE, type(error).__name__ if error else "unknown")
-                span.set_status(Status(StatusCode.ERROR, f"emit {emit.outcome}"))
-            return result
+            try:
+                return await call_next()
+            finally:
+                if emit.outcome != "sent":  # "timed_out", "failed", or None: a middleware raised
+                    error = emit.error
+                    span.set_attribute(
+                        attr.ERROR_TYPE, type(error).__name__ if error else "unknown"
+                    )
+                    span.set_status(Status(StatusCode.ERROR, f"emit {emit.outcome or 'failed'}"))
 
 
 class TraceMessages:

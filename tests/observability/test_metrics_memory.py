@@ -7,10 +7,12 @@ import time
 from typing import Any
 
 import httpx
+import pytest
 from prometheus_client import CollectorRegistry
 
 from dispytch import Event, EventBase, EventEmitter, EventListener, InMemoryBroker
 from dispytch.backends.base import OutgoingMessage
+from dispytch.errors import EmitError
 from dispytch.observability.http import ObservabilityServer
 from dispytch.observability.prometheus import PrometheusMetrics
 
@@ -140,3 +142,20 @@ async def _raw(port: int, request: bytes) -> bytes:
         return await asyncio.wait_for(reader.read(), 10)
     finally:
         writer.close()
+
+
+async def test_failed_emits_are_counted_by_outcome() -> None:
+    metrics = PrometheusMetrics(CollectorRegistry())
+    emitter = EventEmitter(InMemoryBroker(max_message_bytes=200).producer())
+    metrics.instrument(emitter)
+    await emitter.emit(Placed(region="eu"))
+    with pytest.raises(EmitError):
+        await emitter.emit(Placed(region="x" * 500))
+    samples = {
+        (sample.labels["outcome"], sample.value)
+        for family in metrics.collect()
+        if family.name == "dispytch_events_emitted"
+        for sample in family.samples
+        if sample.name.endswith("_total")
+    }
+    assert samples == {("sent", 1), ("failed", 1)}

@@ -17,6 +17,7 @@ from opentelemetry.trace import SpanKind
 from dispytch import Event, EventBase, EventEmitter, EventListener, InMemoryBroker
 from dispytch.backends.base import OutgoingMessage
 from dispytch.deadletters import replay_headers
+from dispytch.errors import EmitError
 from dispytch.observability.tracing import trace_emitter, trace_listener
 
 from .trace_scenario import check_round_trip, run_traced
@@ -136,3 +137,26 @@ async def test_a_replayed_dead_letter_continues_the_original_trace() -> None:
 async def _until(condition: Any) -> None:
     while not condition():
         await asyncio.sleep(0.01)
+
+
+async def test_a_failed_emit_is_an_error_span() -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    broker = InMemoryBroker(max_message_bytes=10)
+    emitter = EventEmitter(broker.producer())
+    trace_emitter(emitter, tracer_provider=provider)
+
+    class Big(EventBase):
+        __topic__ = "orders"
+        __event_type__ = "big"
+        text: str
+
+    with pytest.raises(EmitError):
+        await emitter.emit(Big(text="x" * 100))
+    (span,) = exporter.get_finished_spans()
+    assert span.kind == SpanKind.PRODUCER
+    assert not span.status.is_ok
+    assert span.attributes is not None
+    assert span.attributes["error.type"] == "MessageTooLargeError"
+    assert broker.backlog("orders") == 0
