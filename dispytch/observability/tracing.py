@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from dispytch.errors import MissingExtraError
 from dispytch.observability import attributes as attr
+from dispytch.observability.labels import Labels
 
 try:
     from opentelemetry import context as otel_context
@@ -72,18 +73,23 @@ class TraceEmits:
 
     async def __call__(self, emit: EmitContext, call_next: CallNext) -> Any:
         message = emit.message
+        event_class = type(emit.event)
+        attributes: dict[str, Any] = {
+            attr.SYSTEM: self.system,
+            attr.DESTINATION: message.topic,
+            attr.OPERATION_TYPE: "send",
+            attr.OPERATION_NAME: "send",
+            attr.MESSAGE_ID: emit.event.id,
+            attr.EVENT_TYPE: getattr(event_class, "__event_type__", ""),
+            attr.BODY_SIZE: len(message.value),
+        }
+        # the class's topic template names the span ("orders.{region}"), not each topic
+        template = getattr(event_class, "__topic__", None)
+        destination = template if isinstance(template, str) else message.topic
+        if destination != message.topic:
+            attributes[attr.DESTINATION_TEMPLATE] = destination
         span = self._tracer.start_span(
-            f"send {message.topic}",
-            kind=SpanKind.PRODUCER,
-            attributes={
-                attr.SYSTEM: self.system,
-                attr.DESTINATION: message.topic,
-                attr.OPERATION_TYPE: "send",
-                attr.OPERATION_NAME: "send",
-                attr.MESSAGE_ID: emit.event.id,
-                attr.EVENT_TYPE: getattr(type(emit.event), "__event_type__", ""),
-                attr.BODY_SIZE: len(message.value),
-            },
+            f"send {destination}", kind=SpanKind.PRODUCER, attributes=attributes
         )
         with trace.use_span(span, end_on_exit=True, record_exception=True):
             _propagator(self._propagator).inject(message.headers)
@@ -108,11 +114,16 @@ class TraceMessages:
         *,
         tracer_provider: trace.TracerProvider | None = None,
         propagator: TextMapPropagator | None = None,
+        listener: EventListener | None = None,
     ) -> None:
+        """`listener`: whose handler topic patterns name the spans (a span name must have few
+        values: `process orders.{region}`, not one per region); without it, the topic."""
         self.system = system
         self.consumer_group = consumer_group
         self._tracer = _tracer(tracer_provider)
         self._propagator = propagator
+        self._listener = listener
+        self._labels: Labels | None = None
         #: the attributes every message's span has
         self._common: dict[str, Any] = {
             attr.SYSTEM: system,
@@ -134,8 +145,11 @@ class TraceMessages:
         }
         if delivery.metadata:
             attributes.update(attr.metadata_attributes(self.system, delivery.metadata))
+        destination = self._destination(delivery.topic)
+        if destination != delivery.topic:
+            attributes[attr.DESTINATION_TEMPLATE] = destination
         span = self._tracer.start_span(
-            f"process {delivery.topic}", context=parent, kind=SpanKind.CONSUMER,
+            f"process {destination}", context=parent, kind=SpanKind.CONSUMER,
             attributes=attributes,
         )  # fmt: skip
         token = otel_context.attach(trace.set_span_in_context(span, parent))
@@ -149,6 +163,15 @@ class TraceMessages:
             otel_context.detach(token)
             _finish(span, message)
             span.end()
+
+    def _destination(self, topic: str) -> str:
+        """What names the span: the handler topic pattern `topic` matches (`other` for a topic
+        no handler reads), or `topic` itself without a listener."""
+        if self._listener is None:
+            return topic
+        if self._labels is None:  # at the first message: every handler is registered by then
+            self._labels = Labels.of_listener(self._listener)
+        return self._labels.topic(topic)
 
     def _extract(self, headers: Mapping[str, str]) -> otel_context.Context:
         """The trace context in the headers; an empty one (a new trace) when there is none or
@@ -231,6 +254,7 @@ def trace_listener(
             attr.consumer_group(consumer),
             tracer_provider=tracer_provider,
             propagator=propagator,
+            listener=listener,
         )
     )
     listener.handler_middleware(TraceHandlerCalls())

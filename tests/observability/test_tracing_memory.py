@@ -160,3 +160,40 @@ async def test_a_failed_emit_is_an_error_span() -> None:
     assert span.attributes is not None
     assert span.attributes["error.type"] == "MessageTooLargeError"
     assert broker.backlog("orders") == 0
+
+
+async def test_spans_of_a_wildcard_topic_are_named_by_its_pattern() -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    broker = InMemoryBroker()
+    listener = EventListener(broker.consumer("g"), topic_delimiter=".")
+    emitter = EventEmitter(broker.producer())
+    trace_listener(listener, tracer_provider=provider)
+    trace_emitter(emitter, tracer_provider=provider)
+
+    class Placed(EventBase):
+        __topic__ = "orders.{region}"
+        __event_type__ = "placed"
+        region: str
+
+    @listener.handler(topic="orders.{region}", event="placed")
+    async def handle(event: Event[Any]) -> None:
+        pass
+
+    async with listener:
+        for region in ("eu", "us"):
+            await emitter.emit(Placed(region=region))
+
+        def processed() -> bool:
+            return sum(s.kind == SpanKind.CONSUMER for s in exporter.get_finished_spans()) >= 2
+
+        await asyncio.wait_for(_until(processed), 10)
+    spans = exporter.get_finished_spans()
+    assert {s.name for s in spans} == {"send orders.{region}", "process orders.{region}"}
+    for span in spans:
+        assert span.attributes is not None
+        assert span.attributes["messaging.destination.template"] == "orders.{region}"
+    assert {s.attributes["messaging.destination.name"] for s in spans if s.attributes} == {
+        "orders.eu", "orders.us",
+    }  # fmt: skip
