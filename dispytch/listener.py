@@ -259,6 +259,16 @@ class EventListener(HandlerRegistry):
     def running(self) -> bool:
         return self._running
 
+    @property
+    def state(self) -> str:
+        """"starting" (subscribing), "receiving", "stopping", "stopped", or "failed" (stopped
+        by a failure of its consumer). Health checks read it."""
+        if not self._running:
+            return "stopped" if self._failure is None else "failed"
+        if self._stopping:
+            return "stopping"
+        return "starting" if self._fetch_task is None else "receiving"
+
     def describe(self) -> str:
         """What the listener runs, in one line (logged at start): the consumer (backend, group,
         where; credentials masked), the subscriptions, the handlers and `max_concurrency`."""

@@ -180,6 +180,12 @@ class Consumer(abc.ABC):
         `receive()` (raises `ConsumerStoppedError` after `stop()`, safe to cancel)."""
         return [await self.receive()]
 
+    async def check_connection(self, timeout: float) -> bool | None:
+        """Optional: whether the connection to the broker is up now (readiness checks ask, a
+        few times a minute). Answer within `timeout` seconds, cheaply; never raise. None: this
+        backend cannot tell."""
+        return None
+
     @abc.abstractmethod
     async def stop(self) -> None:
         """Stop fetching: `receive()` raises from now on. Deliveries already handed out can

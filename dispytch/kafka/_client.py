@@ -125,3 +125,13 @@ async def bounded(step: Awaitable[None], what: str) -> None:
         log.warning(
             "%s took longer than %.0fs (is the broker down?); going on", what, _CLOSE_STEP_TIMEOUT
         )
+
+
+async def reaches_broker(client: AIOKafkaConsumer, timeout: float) -> bool:
+    """Whether the cluster answers a metadata request (aiokafka's public `topics()`) within
+    `timeout` seconds: a readiness check, never raises."""
+    try:
+        await asyncio.wait_for(client.topics(), timeout)
+    except Exception:  # the broker away (a timeout included): not connected
+        return False
+    return True

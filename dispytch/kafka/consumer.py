@@ -28,6 +28,7 @@ from dispytch.kafka._client import (
     group_id,
     is_started,
     quiet_stop,
+    reaches_broker,
     warn_about_wrapped_client,
 )
 from dispytch.kafka._commit import COMMIT_EXCEPTIONS, OffsetCommitter
@@ -226,6 +227,11 @@ class KafkaConsumer(Consumer):
         return self._client
 
     @property
+    def group(self) -> str | None:
+        """The consumer group (its `group_id`), for telemetry."""
+        return group_id(self._client, self._create_options)
+
+    @property
     def retry_topic(self) -> str | None:
         """The topic delayed retries go through (None: this consumer does not retry later)."""
         return self._retry_topic
@@ -317,6 +323,10 @@ class KafkaConsumer(Consumer):
             new = KafkaDelivery.retried if chunk.topic == retry_topic else KafkaDelivery
             deliveries += [new(self, record, offsets, committer) for record in records]
         return deliveries
+
+    async def check_connection(self, timeout: float) -> bool | None:
+        client = self._client
+        return self._started and client is not None and await reaches_broker(client, timeout)
 
     async def stop(self) -> None:
         self._stopped = True

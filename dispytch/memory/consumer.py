@@ -171,6 +171,10 @@ class InMemoryConsumer(Consumer):
             batch.append(delivery)
         return batch
 
+    async def check_connection(self, timeout: float) -> bool | None:
+        """In process: up from `start()` until `stop()`."""
+        return self._queue is not None and not self._stopped
+
     async def stop(self) -> None:
         self._stopped = True
         if self._waiter is not None and not self._waiter.done():

@@ -158,6 +158,11 @@ class RabbitMQConsumer(Consumer):
         )
 
     @property
+    def group(self) -> str | None:
+        """The consumer group given to `create()` (None for a consumer of the user's queues)."""
+        return self._group
+
+    @property
     def queue_names(self) -> list[str]:
         return [queue.name for queue in self._queues]
 
@@ -309,6 +314,12 @@ class RabbitMQConsumer(Consumer):
 
     def _forget(self, delivery: RabbitMQDelivery) -> None:
         self._unsettled.pop(id(delivery), None)
+
+    async def check_connection(self, timeout: float) -> bool | None:
+        """Whether every consumed queue's channel is open (false while aio-pika reconnects)."""
+        if not self._started or self._stopped or not self._queues:
+            return False
+        return not any(queue.channel.is_closed for queue in self._queues)
 
     async def stop(self) -> None:
         if self._stopped:

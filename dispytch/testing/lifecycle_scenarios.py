@@ -1,6 +1,6 @@
 """Conformance scenarios on starting again: a consumer after `close()`, and a listener after a
-clean stop, work the same on every backend (see docs/concepts.md, "Lifecycle rules").
-Part of `ConformanceSuite`."""
+clean stop, work the same on every backend (see docs/concepts.md, "Lifecycle rules"); and a
+started consumer's `check_connection` answers in time. Part of `ConformanceSuite`."""
 
 from __future__ import annotations
 
@@ -54,3 +54,11 @@ class LifecycleScenarios:
                 await asyncio.wait_for(arrived.wait(), harness.receive_timeout)
         assert handled == [0, 1]
         assert not listener.running
+
+    async def test_a_started_consumer_says_its_connection_is_up(self, session: Session) -> None:
+        """`check_connection` (readiness checks ask it) answers within its timeout: True, or
+        None for a backend that cannot tell; never False while the broker is up."""
+        topic = await session.harness.new_topic()
+        consumer = await session.consumer([topic])
+        answer = await asyncio.wait_for(consumer.check_connection(3.0), 10)
+        assert answer is not False
