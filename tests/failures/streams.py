@@ -188,13 +188,15 @@ class KafkaStream(Stream):
         return self.topic + ".dlq"
 
     partitions = 1
+    #: the Kafka the stream lives on (tests/cluster use another)
+    bootstrap = clients.KAFKA_BOOTSTRAP
 
     async def prepare(self, partitions: int) -> None:
         from aiokafka import AIOKafkaProducer
         from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
         self.partitions = partitions
-        admin = AIOKafkaAdminClient(bootstrap_servers=clients.KAFKA_BOOTSTRAP)
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
         await admin.start()
         try:
             await admin.create_topics(
@@ -206,7 +208,7 @@ class KafkaStream(Stream):
         finally:
             await admin.close()
         # wait (bounded) until every partition has a leader
-        probe = AIOKafkaProducer(bootstrap_servers=clients.KAFKA_BOOTSTRAP)
+        probe = AIOKafkaProducer(bootstrap_servers=self.bootstrap)
         await probe.start()
         try:
             deadline = time.monotonic() + 30
@@ -227,7 +229,7 @@ class KafkaStream(Stream):
         from aiokafka import AIOKafkaConsumer, TopicPartition
 
         reader = AIOKafkaConsumer(
-            bootstrap_servers=clients.KAFKA_BOOTSTRAP,
+            bootstrap_servers=self.bootstrap,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
         )
@@ -258,8 +260,8 @@ class KafkaStream(Stream):
         from aiokafka.admin import AIOKafkaAdminClient
 
         partitions = [TopicPartition(self.topic, p) for p in range(self.partitions)]
-        admin = AIOKafkaAdminClient(bootstrap_servers=clients.KAFKA_BOOTSTRAP)
-        reader = AIOKafkaConsumer(bootstrap_servers=clients.KAFKA_BOOTSTRAP)
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        reader = AIOKafkaConsumer(bootstrap_servers=self.bootstrap)
         await admin.start()
         await reader.start()
         try:
@@ -277,7 +279,7 @@ class KafkaStream(Stream):
     async def cleanup(self) -> None:
         from aiokafka.admin import AIOKafkaAdminClient
 
-        admin = AIOKafkaAdminClient(bootstrap_servers=clients.KAFKA_BOOTSTRAP)
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
         with contextlib.suppress(Exception):
             await admin.start()
             for topic in (self.topic, self.dead_letter_topic, self.group + ".retry"):
@@ -394,7 +396,5 @@ class RabbitMQStream(Stream):
 
 
 def _text_headers(raw: Any) -> dict[str, str]:
-    return {
-        name: "" if value is None else bytes(value).decode("utf-8", "replace")
-        for name, value in (raw or ())
-    }
+    decoded = (bytes(value or b"").decode("utf-8", "replace") for _, value in (raw or ()))
+    return dict(zip((name for name, _ in (raw or ())), decoded, strict=True))
