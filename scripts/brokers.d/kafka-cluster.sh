@@ -110,8 +110,9 @@ kc_launch_node() {
   )
 }
 
-# node <n> answers a metadata request listing all three brokers (only unfenced brokers are
-# listed, and only an active controller unfences them: the quorum has a leader)
+# node <n> answers a metadata request listing <count> brokers (default: all three). Only
+# unfenced brokers are listed, and only an active controller unfences them: the quorum has a
+# leader.
 kc_node_ready() {
   local out
   out=$(timeout 5 bash -c '
@@ -120,7 +121,14 @@ kc_node_ready() {
     head -c 16 <&3 | od -An -tx1' "$(kc_client_port "$1")" 2>/dev/null) || return 1
   read -r -a b <<<"$out"
   [[ ${#b[@]} -eq 16 && "${b[4]}${b[5]}${b[6]}${b[7]}" == 00000007 ]] || return 1
-  [[ "${b[12]}${b[13]}${b[14]}${b[15]}" == 0000000${#KC_NODES[@]} ]]
+  [[ "${b[12]}${b[13]}${b[14]}${b[15]}" == 0000000${2:-${#KC_NODES[@]}} ]]
+}
+
+# how many nodes have a running process
+kc_running() {
+  local n count=0
+  for n in "${KC_NODES[@]}"; do ! kc_pid "$n" >/dev/null || count=$((count + 1)); done
+  echo "$count"
 }
 
 probe_kafka-cluster() {
@@ -183,7 +191,9 @@ node_kafka-cluster() {
     start)
       kc_pid "$n" >/dev/null || kc_launch_node "$n"
       deadline=$(($(now) + WAIT_LIMIT[kafka-cluster]))
-      until kc_node_ready "$n"; do
+      # every running node listed (with two nodes of three down, the one started alone
+      # restores the quorum, and the third may stay down)
+      until kc_node_ready "$n" "$(kc_running)"; do
         if (($(now) >= deadline)); then
           tail -n 40 "$KC_DIR/node$n/logs/server.log"
           die "kafka-cluster node $n: not ready within ${WAIT_LIMIT[kafka-cluster]} s"
