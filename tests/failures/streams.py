@@ -22,8 +22,7 @@ from dispytch.backends.base import Capabilities, Consumer, Producer
 from . import clients
 from .rabbitmq_queue import queue_messages
 
-#: dead letters: (value, headers)
-Letters = list[tuple[bytes, dict[str, str]]]
+Letters = list[tuple[bytes, dict[str, str]]]  # dead letters: (value, headers)
 #: how long a test waits for dead letters beyond those it expects, to be sure there are none
 NO_MORE_WAIT = 1.0
 
@@ -291,6 +290,7 @@ class KafkaStream(Stream):
 
 class RabbitMQStream(Stream):
     backend = "rabbitmq"
+    url = clients.RABBITMQ_URL  # where tests and cleanup connect (tests/cluster use another)
 
     def __init__(self) -> None:
         super().__init__()
@@ -330,7 +330,7 @@ class RabbitMQStream(Stream):
     async def _channel(self) -> Any:
         import aio_pika
 
-        connection = await aio_pika.connect(clients.RABBITMQ_URL, timeout=10)
+        connection = await aio_pika.connect(self.url, timeout=10)
         return connection, await connection.channel()
 
     async def dead_letters(self, count: int, timeout: float = 20.0) -> Letters:
@@ -381,7 +381,7 @@ class RabbitMQStream(Stream):
         topology = Topology(self.exchange)
         queues = [topology.queue(g) for g in self.groups] + [topology.dead_letter_queue]
         with contextlib.suppress(Exception):
-            connection = await aio_pika.connect(clients.RABBITMQ_URL, timeout=10)
+            connection = await aio_pika.connect(self.url, timeout=10)
             try:
                 for queue in queues:
                     with contextlib.suppress(Exception):
