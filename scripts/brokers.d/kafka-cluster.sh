@@ -69,7 +69,9 @@ share.coordinator.state.topic.min.isr=2
 broker.session.timeout.ms=6000
 broker.heartbeat.interval.ms=1000
 
-group.initial.rebalance.delay.ms=0
+# Kafka's default: a new group waits 3 s for more members before its first assignment (so
+# that workers started together share the partitions from the start, benchmarks/scale_out.py)
+group.initial.rebalance.delay.ms=3000
 auto.create.topics.enable=true
 delete.topic.enable=true
 num.partitions=1
