@@ -93,7 +93,7 @@ rc_launch_node() {
 # the node's Erlang VM: its name is in its environment, not on its command line
 rc_pid() {
   local n=$1 pid
-  for pid in "$(tr -dc '0-9' <"$RC_DIR/node$n/rabbit.pid" 2>/dev/null)" \
+  for pid in "$({ tr -dc '0-9' <"$RC_DIR/node$n/rabbit.pid"; } 2>/dev/null)" \
     "$(listener_pid "$(rc_port "$n")" || true)"; do
     [[ -n $pid && -r /proc/$pid/environ ]] || continue
     if tr '\0' '\n' <"/proc/$pid/environ" | grep -qx "RABBITMQ_NODENAME=$(rc_name "$n")"; then
