@@ -125,6 +125,13 @@ class EmitTimeoutError(ProducerError, TimeoutError):
     """The broker did not confirm the message within the timeout."""
 
 
+class NotEnoughReplicasError(EmitTimeoutError):
+    """The broker did not confirm the message because too few replicas of its partition are in
+    sync (Kafka: fewer than the topic's `min.insync.replicas`, with `acks="all"`). The client
+    may go on trying after this is raised: the message may still be stored once enough replicas
+    are back."""
+
+
 def missing_extra(extra: str, package: str) -> MissingExtraError:
     return MissingExtraError(
         f"the {extra} backend needs the '{package}' package: pip install 'dispytch[{extra}]'"

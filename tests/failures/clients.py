@@ -28,6 +28,8 @@ KAFKA_CONSUMER_OPTIONS: dict[str, Any] = {
 }
 #: how soon a robust AMQP connection tries again after losing the broker
 RABBITMQ_RECONNECT_INTERVAL = 0.5
+#: the type of the group queues RabbitMQ consumers declare ("quorum" on a cluster)
+RABBITMQ_QUEUE_TYPE = os.environ.get("FAILURES_RABBITMQ_QUEUE_TYPE")
 
 
 def consumer(backend: str, group: str, exchange: str | None = None) -> Consumer:
@@ -41,7 +43,11 @@ def consumer(backend: str, group: str, exchange: str | None = None) -> Consumer:
 
         assert exchange is not None, "RabbitMQ streams name their own exchange"
         return RabbitMQConsumer.create(
-            RABBITMQ_URL, group, exchange=exchange, reconnect_interval=RABBITMQ_RECONNECT_INTERVAL
+            RABBITMQ_URL,
+            group,
+            exchange=exchange,
+            reconnect_interval=RABBITMQ_RECONNECT_INTERVAL,
+            queue_arguments={"x-queue-type": RABBITMQ_QUEUE_TYPE} if RABBITMQ_QUEUE_TYPE else None,
         )
     if backend == "redis":
         from dispytch.redis import RedisStreamConsumer

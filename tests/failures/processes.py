@@ -7,7 +7,7 @@ import signal
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -60,9 +60,13 @@ class Records:
 class Worker:
     """One run of `tests.failures.worker` (stderr goes to `log`, appended)."""
 
-    def __init__(self, args: Sequence[str], log: Path) -> None:
+    def __init__(
+        self, args: Sequence[str], log: Path, env: Mapping[str, str] | None = None
+    ) -> None:
         self.args = list(args)
         self.log = log
+        #: the process's environment variables (default: this process's)
+        self.env = None if env is None else dict(env)
         self.process: asyncio.subprocess.Process | None = None
         self.started_at = 0.0
 
@@ -77,6 +81,7 @@ class Worker:
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
+                env=self.env,
             )
         self.started_at = time.monotonic()
         return self

@@ -22,8 +22,7 @@ from dispytch.backends.base import Capabilities, Consumer, Producer
 from . import clients
 from .rabbitmq_queue import queue_messages
 
-#: dead letters: (value, headers)
-Letters = list[tuple[bytes, dict[str, str]]]
+Letters = list[tuple[bytes, dict[str, str]]]  # dead letters: (value, headers)
 #: how long a test waits for dead letters beyond those it expects, to be sure there are none
 NO_MORE_WAIT = 1.0
 
@@ -188,13 +187,15 @@ class KafkaStream(Stream):
         return self.topic + ".dlq"
 
     partitions = 1
+    #: the Kafka the stream lives on (tests/cluster use another)
+    bootstrap = clients.KAFKA_BOOTSTRAP
 
     async def prepare(self, partitions: int) -> None:
         from aiokafka import AIOKafkaProducer
         from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
         self.partitions = partitions
-        admin = AIOKafkaAdminClient(bootstrap_servers=clients.KAFKA_BOOTSTRAP)
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
         await admin.start()
         try:
             await admin.create_topics(
@@ -206,7 +207,7 @@ class KafkaStream(Stream):
         finally:
             await admin.close()
         # wait (bounded) until every partition has a leader
-        probe = AIOKafkaProducer(bootstrap_servers=clients.KAFKA_BOOTSTRAP)
+        probe = AIOKafkaProducer(bootstrap_servers=self.bootstrap)
         await probe.start()
         try:
             deadline = time.monotonic() + 30
@@ -227,7 +228,7 @@ class KafkaStream(Stream):
         from aiokafka import AIOKafkaConsumer, TopicPartition
 
         reader = AIOKafkaConsumer(
-            bootstrap_servers=clients.KAFKA_BOOTSTRAP,
+            bootstrap_servers=self.bootstrap,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
         )
@@ -258,8 +259,8 @@ class KafkaStream(Stream):
         from aiokafka.admin import AIOKafkaAdminClient
 
         partitions = [TopicPartition(self.topic, p) for p in range(self.partitions)]
-        admin = AIOKafkaAdminClient(bootstrap_servers=clients.KAFKA_BOOTSTRAP)
-        reader = AIOKafkaConsumer(bootstrap_servers=clients.KAFKA_BOOTSTRAP)
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        reader = AIOKafkaConsumer(bootstrap_servers=self.bootstrap)
         await admin.start()
         await reader.start()
         try:
@@ -277,7 +278,7 @@ class KafkaStream(Stream):
     async def cleanup(self) -> None:
         from aiokafka.admin import AIOKafkaAdminClient
 
-        admin = AIOKafkaAdminClient(bootstrap_servers=clients.KAFKA_BOOTSTRAP)
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
         with contextlib.suppress(Exception):
             await admin.start()
             for topic in (self.topic, self.dead_letter_topic, self.group + ".retry"):
@@ -289,6 +290,7 @@ class KafkaStream(Stream):
 
 class RabbitMQStream(Stream):
     backend = "rabbitmq"
+    url = clients.RABBITMQ_URL  # where tests and cleanup connect (tests/cluster use another)
 
     def __init__(self) -> None:
         super().__init__()
@@ -328,7 +330,7 @@ class RabbitMQStream(Stream):
     async def _channel(self) -> Any:
         import aio_pika
 
-        connection = await aio_pika.connect(clients.RABBITMQ_URL, timeout=10)
+        connection = await aio_pika.connect(self.url, timeout=10)
         return connection, await connection.channel()
 
     async def dead_letters(self, count: int, timeout: float = 20.0) -> Letters:
@@ -379,7 +381,7 @@ class RabbitMQStream(Stream):
         topology = Topology(self.exchange)
         queues = [topology.queue(g) for g in self.groups] + [topology.dead_letter_queue]
         with contextlib.suppress(Exception):
-            connection = await aio_pika.connect(clients.RABBITMQ_URL, timeout=10)
+            connection = await aio_pika.connect(self.url, timeout=10)
             try:
                 for queue in queues:
                     with contextlib.suppress(Exception):
@@ -394,7 +396,5 @@ class RabbitMQStream(Stream):
 
 
 def _text_headers(raw: Any) -> dict[str, str]:
-    return {
-        name: "" if value is None else bytes(value).decode("utf-8", "replace")
-        for name, value in (raw or ())
-    }
+    decoded = (bytes(value or b"").decode("utf-8", "replace") for _, value in (raw or ()))
+    return dict(zip((name for name, _ in (raw or ())), decoded, strict=True))
