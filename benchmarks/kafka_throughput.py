@@ -11,8 +11,10 @@ It is also split in two: start-up (start() until the first event was handled) an
 (first event until the last), so start-up costs do not hide the per-event ones.
 
 Publish: emit() one at a time vs AIOKafkaProducer.send_and_wait(); emit_many() vs aiokafka
-send() of every record then awaiting all futures. Both producers use acks="all" and
-enable_idempotence=True (Dispytch's defaults).
+send() of every record then awaiting all futures. Both sides store the same records (value,
+content-type header, timestamp), use acks="all", enable_idempotence=True (Dispytch's defaults)
+and linger_ms=5. Dispytch runs twice: owning its client (`KafkaProducer.create`) and with a
+client the caller started (the 0.10 style, `KafkaProducer(aiokafka_producer)`).
 
 Rounds alternate between the two sides; medians are printed.
 
@@ -143,17 +145,47 @@ def events(topic: str, count: int) -> list[UserRegisteredEvent]:
     return [cls(user=user(n), timestamp=n) for n in range(count)]
 
 
-async def publish_dispytch(topic: str, count: int, batched: bool) -> float:
+async def publish_dispytch(topic: str, count: int, batched: bool, client: str = "owned") -> float:
+    """`client`: "owned" (`KafkaProducer.create`, Dispytch owns the aiokafka client) or "user"
+    (the 0.10 style: `KafkaProducer(aiokafka_producer)` with a client the caller started)."""
     batch = events(topic, count)
-    emitter = EventEmitter(KafkaProducer.create(BOOTSTRAP, linger_ms=5))
-    async with emitter:
-        started = time.perf_counter()
-        if batched:
-            await emitter.emit_many(batch)
-        else:
-            for event in batch:
-                await emitter.emit(event)
-        return time.perf_counter() - started
+    user_client = None
+    if client == "user":
+        user_client = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, **PRODUCER_OPTIONS)
+        await user_client.start()
+        producer = KafkaProducer(user_client)
+    else:
+        producer = KafkaProducer.create(BOOTSTRAP, linger_ms=5)
+    try:
+        async with EventEmitter(producer) as emitter:
+            started = time.perf_counter()
+            if batched:
+                await emitter.emit_many(batch)
+            else:
+                for event in batch:
+                    await emitter.emit(event)
+            return time.perf_counter() - started
+    finally:
+        if user_client is not None:
+            await user_client.stop()
+
+
+#: the header Dispytch sends with every record (the wire format's content type): the
+#: hand-written side sends it too, so both store the same records
+CONTENT_TYPE = [("content-type", b"application/json")]
+
+
+def record_of(event: UserRegisteredEvent) -> tuple[bytes, int]:
+    """The hand-written side's per-event work, the same as the emitter's: dump the body, wrap
+    it in the envelope, serialize; and the record's timestamp."""
+    timestamp_ms = int(time.time() * 1000)
+    envelope = {
+        "id": event.id,
+        "type": "user_registered",
+        "body": event.model_dump(mode="json"),
+        "timestamp": timestamp_ms,
+    }
+    return pydantic_core.to_json(envelope), timestamp_ms
 
 
 async def publish_by_hand(topic: str, count: int, batched: bool) -> float:
@@ -162,24 +194,16 @@ async def publish_by_hand(topic: str, count: int, batched: bool) -> float:
     try:
         batch = events(topic, count)
         started = time.perf_counter()
-        # the same per-event work as the emitter: dump the body, wrap it, serialize
-        values = (
-            pydantic_core.to_json(
-                {
-                    "id": event.id,
-                    "type": "user_registered",
-                    "body": event.model_dump(mode="json"),
-                    "timestamp": int(time.time() * 1000),
-                }
-            )
-            for event in batch
-        )
+        records = map(record_of, batch)
         if batched:
-            futures = [await producer.send(topic, value) for value in values]
+            futures = [
+                await producer.send(topic, value, timestamp_ms=ts, headers=CONTENT_TYPE)
+                for value, ts in records
+            ]
             await asyncio.gather(*futures)
         else:
-            for value in values:
-                await producer.send_and_wait(topic, value)
+            for value, ts in records:
+                await producer.send_and_wait(topic, value, timestamp_ms=ts, headers=CONTENT_TYPE)
         return time.perf_counter() - started
     finally:
         await producer.stop()
@@ -233,16 +257,20 @@ async def main() -> None:
         lambda: consume_by_hand(topic, args.events),
     )
     out = await create_topic(PARTITIONS)
-    single = await alternate(
-        args.rounds,
-        lambda: publish_dispytch(out, args.publish // 10, batched=False),
-        lambda: publish_by_hand(out, args.publish // 10, batched=False),
-    )
-    many = await alternate(
-        args.rounds,
-        lambda: publish_dispytch(out, args.publish, batched=True),
-        lambda: publish_by_hand(out, args.publish, batched=True),
-    )
+    publish: dict[str, tuple[int, tuple[list[Any], list[Any]]]] = {}
+    for client in ("owned", "user"):
+        for batched, count, name in (
+            (False, args.publish // 10, "emit"),
+            (True, args.publish, "emit_many"),
+        ):
+            publish[f"{name}, {client} client"] = (
+                count,
+                await alternate(
+                    args.rounds,
+                    lambda c=client, b=batched, n=count: publish_dispytch(out, n, b, c),
+                    lambda b=batched, n=count: publish_by_hand(out, n, b),
+                ),
+            )
     (our_start, our_steady, our_total), (their_start, their_steady, their_total) = (
         medians(ours),
         medians(theirs),
@@ -251,14 +279,18 @@ async def main() -> None:
     print(f"{'events/s':<30} {'dispytch':>12} {'aiokafka':>12} {'ratio':>8}")
     print(row("consume (listener), total", args.events, our_total, their_total))
     print(row("consume, steady state", args.events, our_steady, their_steady))
-    print(row("emit / send_and_wait", args.publish // 10, *map(statistics.median, single)))
-    print(row("emit_many / batched send", args.publish, *map(statistics.median, many)))
+    for name, (count, results) in publish.items():
+        print(row(name, count, *map(statistics.median, results)))
     print(
         f"start-up (start() to the first event): dispytch {our_start * 1000:.0f} ms, "
         f"aiokafka {their_start * 1000:.0f} ms (a new group each round; no retry topic is "
         "created, as no handler retries later)"
     )
     print("ratio: Dispytch's rate over the hand-written code's (higher is better, 1.00 = equal)")
+    print(
+        "emit: against send_and_wait; emit_many: against send() of all then awaiting the acks; "
+        "owned client: KafkaProducer.create; user client: KafkaProducer(aiokafka_producer)"
+    )
 
 
 if __name__ == "__main__":

@@ -9,8 +9,10 @@ starting to consume until the last event was handled.
 
 Publish: emit() one at a time vs Exchange.publish() awaited one at a time; emit_many() vs
 publishing every message concurrently and awaiting all confirms. Both sides use publisher
-confirms, persistent messages and mandatory=True (Dispytch's defaults), and serialize the same
-envelope with pydantic.
+confirms, persistent messages and mandatory=True (Dispytch's defaults), serialize the same
+envelope with pydantic and publish the same message (headers, AMQP timestamp). Dispytch runs
+twice: "owned" (`RabbitMQProducer.create`, its own connection) and "user" (the 0.10 style,
+`RabbitMQProducer([exchange])` on the caller's channel).
 
 Rounds alternate which side goes first; medians are printed.
 
@@ -158,18 +160,51 @@ async def consume_raw(broker: Broker, events: int) -> float:
     return elapsed
 
 
-async def publish_dispytch(broker: Broker, events: int, batch: bool) -> float:
-    producer = RabbitMQProducer.create(URL, exchange=broker.prefix)
-    async with EventEmitter(producer) as emitter:
-        payload = [make_event(n) for n in range(events)]
-        started = time.perf_counter()
-        if batch:
-            for start in range(0, events, 1000):
-                await emitter.emit_many(payload[start : start + 1000])
-        else:
-            for event in payload:
-                await emitter.emit(event)
-        return time.perf_counter() - started
+async def publish_dispytch(
+    broker: Broker, events: int, batch: bool, client: str = "owned"
+) -> float:
+    """`client`: "owned" (`RabbitMQProducer.create`, Dispytch connects) or "user" (the 0.10
+    style: `RabbitMQProducer([exchange])` on the caller's confirming channel)."""
+    connection = None
+    if client == "user":
+        connection = await aio_pika.connect_robust(URL)
+        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        exchange = await channel.declare_exchange(broker.prefix, "topic", durable=True)
+        producer = RabbitMQProducer([exchange], topic_delimiter=":")
+    else:
+        producer = RabbitMQProducer.create(URL, exchange=broker.prefix)
+    try:
+        async with EventEmitter(producer) as emitter:
+            payload = [make_event(n) for n in range(events)]
+            started = time.perf_counter()
+            if batch:
+                for start in range(0, events, 1000):
+                    await emitter.emit_many(payload[start : start + 1000])
+            else:
+                for event in payload:
+                    await emitter.emit(event)
+            return time.perf_counter() - started
+    finally:
+        if connection is not None:
+            await connection.close()
+
+
+def published_message(event: UserRegisteredEvent) -> aio_pika.Message:
+    """The message Dispytch publishes for `event`: the envelope, the content-type and topic
+    headers, persistent, the envelope's timestamp as the AMQP timestamp."""
+    timestamp_ms = int(time.time() * 1000)
+    envelope = {
+        "id": event.id,
+        "type": "user_registered",
+        "body": event.model_dump(mode="json"),
+        "timestamp": timestamp_ms,
+    }
+    return aio_pika.Message(
+        pydantic_core.to_json(envelope),
+        headers={"content-type": "application/json", "dispytch-topic": TOPIC},
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        timestamp=timestamp_ms / 1000,
+    )
 
 
 async def publish_raw(broker: Broker, events: int, batch: bool) -> float:
@@ -182,11 +217,14 @@ async def publish_raw(broker: Broker, events: int, batch: bool) -> float:
     if batch:
         for start in range(0, events, 1000):
             await asyncio.gather(
-                *(exchange.publish(raw_message(e), key) for e in payload[start : start + 1000])
+                *(
+                    exchange.publish(published_message(e), key)
+                    for e in payload[start : start + 1000]
+                )
             )
     else:
         for event in payload:
-            await exchange.publish(raw_message(event), key)
+            await exchange.publish(published_message(event), key)
     elapsed = time.perf_counter() - started
     await connection.close()
     return elapsed
@@ -234,26 +272,18 @@ async def main() -> None:
         {"dispytch": lambda b: consume_dispytch(b, n), "aio-pika": lambda b: consume_raw(b, n)},
         preload=n,
     )
-    await compare(
-        "publish one at a time",
-        p,
-        args.rounds,
-        {
-            "dispytch": lambda b: publish_dispytch(b, p, batch=False),
-            "aio-pika": lambda b: publish_raw(b, p, batch=False),
-        },
-        preload=0,
-    )
-    await compare(
-        "publish batches of 1000",
-        p,
-        args.rounds,
-        {
-            "dispytch": lambda b: publish_dispytch(b, p, batch=True),
-            "aio-pika": lambda b: publish_raw(b, p, batch=True),
-        },
-        preload=0,
-    )
+    for client in ("owned", "user"):
+        for batch, name in ((False, "emit"), (True, "emit_many x1000")):
+            await compare(
+                f"{name}, {client}",
+                p,
+                args.rounds,
+                {
+                    "dispytch": lambda b, c=client, m=batch: publish_dispytch(b, p, m, c),
+                    "aio-pika": lambda b, m=batch: publish_raw(b, p, m),
+                },
+                preload=0,
+            )
 
 
 if __name__ == "__main__":

@@ -203,7 +203,8 @@ class EventEmitter:
     async def _send(self, message: OutgoingMessage, timeout: float | None) -> None:
         """The producer's send (`_as_emit_errors`, as a plain `try`: this runs per emit)."""
         try:
-            await self._ensure_started()
+            if not self._started_here():
+                await self._ensure_started()
             await self.producer.send(message, timeout=timeout)
         except BackendError as error:
             if isinstance(error, EmitError):
@@ -249,6 +250,10 @@ class EventEmitter:
         if type(encoded) is tuple:
             return _message(event, topic, timestamp_ms, codec, encoded, headers)
         return _Encoding(event, topic, timestamp_ms, codec, encoded, headers)  # type: ignore[arg-type]
+
+    def _started_here(self) -> bool:
+        """Started, not closed, in this event loop: no `_ensure_started()` needed."""
+        return self._started and self._loop.other_loop() is None
 
     async def _ensure_started(self) -> None:
         if self._closed:

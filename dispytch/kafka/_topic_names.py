@@ -3,6 +3,7 @@ broker would refuse otherwise costs a metadata wait (40 s by default) and an unc
 
 from __future__ import annotations
 
+import functools
 import re
 
 from dispytch.errors import InvalidTopicNameError
@@ -14,8 +15,16 @@ _LEGAL = re.compile(r"[a-zA-Z0-9._-]+")
 RULE = "Kafka topic names hold only letters a-z A-Z, digits, '.', '_' and '-', at most 249 of them"
 
 
+#: how many valid topic names `check_topic` remembers
+CHECKED_TOPICS_KEPT = 4096
+
+
+@functools.lru_cache(maxsize=CHECKED_TOPICS_KEPT)
 def check_topic(topic: str) -> None:
-    """Raise `InvalidTopicNameError` naming the rule when Kafka cannot carry `topic`."""
+    """Raise `InvalidTopicNameError` naming the rule when Kafka cannot carry `topic`.
+
+    Every send checks its topic: a name found valid is remembered (a bounded cache; a raise is
+    never cached), so the steady state costs one lookup, not a pass over the characters."""
     problem = None
     if not topic:
         problem = "it is empty"

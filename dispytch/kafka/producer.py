@@ -91,9 +91,13 @@ class KafkaProducer(Producer):
 
     async def send(self, message: OutgoingMessage, *, timeout: float | None = None) -> None:
         check_topic(message.topic)
-        client = await self._ready()
+        client = self._client if self._ready_here() else await self._ready()
+        assert client is not None
         try:
-            await asyncio.wait_for(self._send_one(client, message), timeout)
+            if timeout is None:
+                await (await client.send(*_record_of(message)))
+            else:
+                await asyncio.wait_for(self._send_one(client, message), timeout)
         except SEND_EXCEPTIONS as exc:
             raise producer_error(exc, message.topic) from exc
 
@@ -114,7 +118,7 @@ class KafkaProducer(Producer):
 
         async def enqueue_all() -> None:
             for message in messages:
-                acks.append(await _enqueue(client, message))
+                acks.append(await client.send(*_record_of(message)))
 
         refused: BackendError | None = None
         try:
@@ -172,6 +176,10 @@ class KafkaProducer(Producer):
         if self._options is not None:
             self._client = None
 
+    def _ready_here(self) -> bool:
+        """Started, in this event loop: `send` needs no `start()` (checked without awaiting)."""
+        return self._started and self._loop.other_loop() is None
+
     async def _ready(self) -> AIOKafkaProducer:
         if not self._started or self._loop.other_loop() is not None:
             await self.start()
@@ -180,11 +188,16 @@ class KafkaProducer(Producer):
 
     @staticmethod
     async def _send_one(client: AIOKafkaProducer, message: OutgoingMessage) -> None:
-        await (await _enqueue(client, message))
+        await (await client.send(*_record_of(message)))
 
 
-async def _enqueue(client: AIOKafkaProducer, message: OutgoingMessage) -> asyncio.Future[Any]:
-    """Hand the record to aiokafka's batcher; the returned future resolves on the broker's ack."""
+#: what `AIOKafkaProducer.send` takes, in its order: topic, value, key, partition,
+#: timestamp_ms, headers
+_Record = tuple[str, bytes, bytes | None, int | None, int | None, list[tuple[str, bytes]]]
+
+
+def _record_of(message: OutgoingMessage) -> _Record:
+    """The record for aiokafka's `send` (whose future resolves on the broker's ack)."""
     key = message.key
     partition = None
     timestamp_ms = message.timestamp_ms
@@ -199,15 +212,14 @@ async def _enqueue(client: AIOKafkaProducer, message: OutgoingMessage) -> asynci
             timestamp_ms = config.timestamp_ms
         if config.headers:
             headers = {**headers, **config.headers}
-    future: asyncio.Future[Any] = await client.send(
+    return (
         message.topic,
-        value=message.value,
-        key=key,
-        partition=partition,
-        timestamp_ms=timestamp_ms,
-        headers=[(name, header_bytes(value)) for name, value in headers.items()],
+        message.value,
+        key,
+        partition,
+        timestamp_ms,
+        [(name, header_bytes(value)) for name, value in headers.items()],
     )
-    return future
 
 
 def _left(deadline: float | None, loop: asyncio.AbstractEventLoop) -> float | None:

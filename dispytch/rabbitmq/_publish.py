@@ -26,7 +26,9 @@ async def publish_confirmed(
     """
     deadline = None if timeout is None else time.monotonic() + timeout
     try:
-        await _wait_for_channel(exchange, deadline, what)
+        closed = _closed_channel(exchange)
+        if closed is not None:
+            await _wait_for_channel(closed, deadline, what)
         remaining = None if deadline is None else max(0.001, deadline - time.monotonic())
         result = await asyncio.wait_for(
             exchange.publish(message, routing_key, mandatory=mandatory), remaining
@@ -38,10 +40,13 @@ async def publish_confirmed(
         raise UnroutableMessageError(f"{what} was returned: no queue is bound to {routing_key!r}")
 
 
-async def _wait_for_channel(exchange: AbstractExchange, deadline: float | None, what: str) -> None:
+def _closed_channel(exchange: AbstractExchange) -> AbstractChannel | None:
+    """The exchange's channel when it is closed (checked without awaiting), else None."""
     channel: AbstractChannel | None = getattr(exchange, "channel", None)
-    if channel is None or not channel.is_closed:
-        return
+    return channel if channel is not None and channel.is_closed else None
+
+
+async def _wait_for_channel(channel: AbstractChannel, deadline: float | None, what: str) -> None:
     ready = getattr(channel, "ready", None)  # robust channels reopen by themselves
     if ready is None or deadline is None:
         raise BrokerUnavailableError(f"RabbitMQ is unreachable (channel closed), {what} not sent")

@@ -144,7 +144,8 @@ class RabbitMQProducer(Producer):
             message.topic, self._delimiter
         )
         check_routing_key(message.topic, routing_key)
-        await self.start()
+        if not self._ready_here():
+            await self.start()
         exchange = self._exchange_for(config)
         mandatory = (
             self._mandatory if config is None or config.mandatory is None else config.mandatory
@@ -192,6 +193,12 @@ class RabbitMQProducer(Producer):
             if self._url is not None:
                 self._exchanges, self._default = {}, None
                 self._loop.clear()  # the next connection may belong to another loop
+
+    def _ready_here(self) -> bool:
+        """Started in this event loop: `send` needs no `start()` (checked without awaiting)."""
+        return self._loop.loop is asyncio.get_running_loop() and (
+            self._url is None or self._connection is not None
+        )
 
     def _leave_other_loop(self) -> None:
         """In another event loop than the connection's: forget a connection of our own whose

@@ -41,6 +41,19 @@ def test_names_kafka_takes_pass(name: str) -> None:
     check_topic(name)
 
 
+def test_a_valid_name_is_checked_once_and_a_refused_one_every_time() -> None:
+    """Every send checks its topic: the steady state must be a cache lookup, not a pass over
+    the characters; and a refusal is never remembered as a pass."""
+    valid, refused = f"orders.{uuid.uuid4().hex}", f"orders:{uuid.uuid4().hex}"
+    check_topic(valid)
+    hits = check_topic.cache_info().hits
+    check_topic(valid)
+    assert check_topic.cache_info().hits == hits + 1
+    for _ in range(2):
+        with pytest.raises(InvalidTopicNameError):
+            check_topic(refused)
+
+
 async def test_emitting_to_an_illegal_topic_fails_at_once(bootstrap: str) -> None:
     producer = KafkaProducer.create(bootstrap)
     try:
