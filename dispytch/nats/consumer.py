@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("dispytch.nats")
 
+#: subjects whose topic the consumer remembers (a stream of many subjects starts over)
+_TOPICS_KEPT = 4096
 #: the longest a not-yet-due retry copy is put back for at once (untrusted header)
 _MAX_RETRY_WAIT = 3600.0
 
@@ -88,7 +90,10 @@ class NatsConsumer(Consumer):
         self._ready: deque[NatsDelivery] = deque()
         self._arrived = asyncio.Event()
         self._feeds: list[PullFeed] = []
+        self._event_feeds: list[PullFeed] = []
         self._retry_feed: PullFeed | None = None
+        #: subject -> the listener's topic (subjects repeat: mapped once each)
+        self._topics: dict[str, str] = {}
         self._heartbeat: asyncio.Task[None] | None = None
         self._closed = False
         self._stopped = False
@@ -110,6 +115,8 @@ class NatsConsumer(Consumer):
             raise BackendError("the NATS consumer has nothing to subscribe to")
         self._stopped = False
         self._retry_feed = None
+        self._event_feeds = []
+        self._topics = {}
         self._subscriptions = list(subscriptions)
         self._delimiter = subscriptions[0].delimiter
         client = await connect(self.url, connect_timeout=self.connect_timeout)
@@ -166,7 +173,7 @@ class NatsConsumer(Consumer):
         answered with messages nobody takes, each counting a delivery (`num_delivered`)."""
         self._stopped = True
         self._arrived.set()
-        feeds, self._feeds = self._feeds, []
+        feeds, self._feeds, self._event_feeds = self._feeds, [], []
         if feeds:
             await asyncio.gather(*(feed.stop() for feed in feeds), return_exceptions=True)
 
@@ -196,18 +203,23 @@ class NatsConsumer(Consumer):
 
     def _settled(self, delivery: NatsDelivery) -> None:
         self._unsettled.pop(delivery, None)
-        for feed in self._feeds:
+        for feed in self._event_feeds:
             feed.wake()
 
     def _subject_of(self, topic: str) -> str:
         return subject_of(topic, self._delimiter)
 
     def _topic_of(self, subject: str) -> str:
-        for subscription in self._subscriptions:
-            topic = topic_of(subject, subscription)
-            if topic is not None:
-                return topic
-        return subject
+        topic = self._topics.get(subject)
+        if topic is None:
+            topic = next(
+                (t for s in self._subscriptions if (t := topic_of(subject, s)) is not None),
+                subject,
+            )
+            if len(self._topics) >= _TOPICS_KEPT:
+                self._topics.clear()
+            self._topics[subject] = topic
+        return topic
 
     def _retry_subject(self, topic: str) -> str:
         return f"{self.topology.retry_subject_prefix(self.group)}.{topic}"
@@ -224,10 +236,17 @@ class NatsConsumer(Consumer):
 
     async def _add_feed(self, client: Client, stream: str, durable: str, is_retry: bool) -> None:
         """Start pulling from `durable`. Retry copies are few: their feed asks for a tenth
-        of a batch at a time and is not counted against the events' room."""
+        of a batch at a time, is not counted against the events' room, and is not woken by
+        settlements (its requests expire every second, and it asks again then)."""
 
         async def on_message(msg: Msg) -> None:
-            await self._received(msg, is_retry)
+            if self._stopped:  # stop() waits for the open requests: give their messages back
+                with contextlib.suppress(Exception):
+                    await msg.nak()
+            elif is_retry:
+                await self._received_retry(msg)
+            else:
+                self._received(msg, msg.subject)
 
         def retry_room() -> int:
             asked = 0 if self._retry_feed is None else self._retry_feed.outstanding
@@ -243,38 +262,35 @@ class NatsConsumer(Consumer):
         )
         if is_retry:
             self._retry_feed = feed
+        else:
+            self._event_feeds.append(feed)
         self._feeds.append(feed)
         await feed.start()
 
     def _event_room(self) -> int:
-        asked = sum(feed.outstanding for feed in self._feeds if feed is not self._retry_feed)
+        feeds = self._event_feeds
+        asked = feeds[0].outstanding if len(feeds) == 1 else sum(f.outstanding for f in feeds)
         return self._capacity - len(self._unsettled) - asked
 
-    async def _received(self, msg: Msg, is_retry: bool) -> None:
-        delivery = await self._delivery(msg, is_retry)
-        if delivery is None:
-            return
-        if self._stopped:
-            with contextlib.suppress(Exception):
-                await msg.nak()
-            return
+    def _received(self, msg: Msg, subject: str) -> None:
+        headers, key = from_nats(msg.headers)
+        delivery = NatsDelivery(self, msg, self._topic_of(subject), headers, key)
         self._unsettled[delivery] = None
         self._ready.append(delivery)
         self._arrived.set()
 
-    async def _delivery(self, msg: Msg, is_retry: bool) -> NatsDelivery | None:
-        headers, key = from_nats(msg.headers)
-        topic = msg.subject
-        if is_retry:
-            prefix = self.topology.retry_subject_prefix(self.group) + "."
-            topic = topic[len(prefix) :] if topic.startswith(prefix) else topic
-            due = due_at_ms(msg.headers)
-            wait = 0.0 if due is None else due / 1000 - time.time()
-            if wait > 0.01:
-                with contextlib.suppress(Exception):
-                    await msg.nak(delay=min(wait, _MAX_RETRY_WAIT))
-                return None
-        return NatsDelivery(self, msg, self._topic_of(topic), headers, key)
+    async def _received_retry(self, msg: Msg) -> None:
+        """A delayed-retry copy: handed out once due, else put back for the time left."""
+        prefix = self.topology.retry_subject_prefix(self.group) + "."
+        subject = msg.subject
+        subject = subject[len(prefix) :] if subject.startswith(prefix) else subject
+        due = due_at_ms(msg.headers)
+        wait = 0.0 if due is None else due / 1000 - time.time()
+        if wait > 0.01:
+            with contextlib.suppress(Exception):
+                await msg.nak(delay=min(wait, _MAX_RETRY_WAIT))
+            return
+        self._received(msg, subject)
 
     async def _heartbeat_loop(self) -> None:
         """Tell the server the unsettled messages are being worked on, so that ack_wait bounds

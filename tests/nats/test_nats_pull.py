@@ -11,6 +11,7 @@ import pytest
 
 from dispytch.backends.base import Delivery, ListenerNeeds
 from dispytch.nats import NatsConsumer, NatsProducer
+from dispytch.nats.delivery import _ack_subject_fields
 from dispytch.testing.harness import message
 
 from .conftest import TEST_TOPOLOGY
@@ -95,3 +96,22 @@ async def test_close_leaves_no_message_delivered_to_nobody(nats_url: str) -> Non
     finally:
         await producer.close()
         await consumer.close()
+
+
+@pytest.mark.parametrize(
+    ("reply", "fields"),
+    [
+        ("$JS.ACK.ORDERS.billing_1a.3.41.40.1700000000000000000.7", ("ORDERS", 41, 3)),
+        ("$JS.ACK._.acchash.ORDERS.billing.2.41.40.1700000000000000000.7.x1", ("ORDERS", 41, 2)),
+        ("$JS.ACK.hub.acchash.ORDERS.billing.1.9.9.1700000000000000000.0", ("ORDERS", 9, 1)),
+        ("$JS.ACK.ORDERS.billing.x.41.40.1700000000000000000.7", None),
+        ("$JS.NAK.ORDERS.billing.3.41.40.1700000000000000000.7", None),
+        ("_INBOX.abc", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_the_ack_subject_gives_stream_sequence_and_deliveries(
+    reply: str | None, fields: tuple[str, int, int] | None
+) -> None:
+    assert _ack_subject_fields(reply) == fields
