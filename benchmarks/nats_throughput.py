@@ -12,8 +12,9 @@ sides ask for at most 100). Each side's time runs from starting to consume until
 event was handled.
 
 Publish: emit() one at a time vs JetStream publish() awaited one at a time; emit_many() vs
-publishing every message of a batch concurrently and awaiting all acks. Both wait for the
-stream's acknowledgement of every message.
+publishing every message of a batch concurrently and awaiting all acks. Both serialize the
+same envelope (a fresh id and the time each) with pydantic and wait for the stream's
+acknowledgement of every message.
 
 Rounds alternate which side goes first; medians are printed.
 
@@ -34,10 +35,18 @@ import nats
 import pydantic_core
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
-from side_by_side import arguments, compare, emit_timed, event_class, make_event, print_header
+from side_by_side import (
+    arguments,
+    compare,
+    emit_timed,
+    event_class,
+    make_event,
+    print_header,
+    raw_envelope,
+)
 from workload import UserRegistered, envelope
 
-from dispytch import Event, EventBase, EventListener
+from dispytch import Event, EventListener
 from dispytch.nats import JetStreamTopology, NatsConsumer, NatsProducer
 
 URL = os.environ.get("DISPYTCH_NATS_URL", "nats://127.0.0.1:4222")
@@ -159,24 +168,18 @@ async def publish_raw(events: int, batch: bool) -> float:
     js = client.jetstream()
     payload = [make_event(UserRegisteredEvent, n) for n in range(events)]
     headers = {"content-type": "application/json"}
-
-    def encoded(event: EventBase) -> bytes:
-        return pydantic_core.to_json(
-            {"id": "x", "type": "user_registered", "body": event.model_dump(mode="json")}
-        )
-
     started = time.perf_counter()
     if batch:
         for start in range(0, events, 1000):
             await asyncio.gather(
                 *(
-                    js.publish(TOPIC, encoded(e), headers=headers)
+                    js.publish(TOPIC, raw_envelope(e), headers=headers)
                     for e in payload[start : start + 1000]
                 )
             )
     else:
         for event in payload:
-            await js.publish(TOPIC, encoded(event), headers=headers)
+            await js.publish(TOPIC, raw_envelope(event), headers=headers)
     elapsed = time.perf_counter() - started
     await client.close()
     return elapsed

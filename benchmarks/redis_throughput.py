@@ -27,7 +27,15 @@ from collections.abc import AsyncIterator
 
 import pydantic_core
 import redis.asyncio as aioredis
-from side_by_side import arguments, compare, emit_timed, event_class, make_event, print_header
+from side_by_side import (
+    arguments,
+    compare,
+    emit_timed,
+    event_class,
+    make_event,
+    print_header,
+    raw_envelope,
+)
 from workload import UserRegistered
 
 from dispytch import Event, EventBase, EventListener
@@ -43,13 +51,7 @@ UserRegisteredEvent = event_class(TOPIC)
 
 
 def raw_fields(event: EventBase) -> dict[bytes, bytes]:
-    envelope = {
-        "id": str(uuid.uuid4()),
-        "type": "user_registered",
-        "body": event.model_dump(mode="json"),
-        "timestamp": int(time.time() * 1000),
-    }
-    return {b"v": pydantic_core.to_json(envelope), b"h": HEADERS}
+    return {b"v": raw_envelope(event), b"h": HEADERS}
 
 
 class Stream:

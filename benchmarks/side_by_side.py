@@ -7,10 +7,12 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import TypeVar
 
+import pydantic_core
 from workload import Address, User
 
 from dispytch import EventBase, EventEmitter
@@ -44,6 +46,18 @@ def make_event(event_type: type[EventBase], n: int) -> EventBase:
         address=Address(street="1 Main St", city="Springfield", zip="12345"),
     )
     return event_type(user=user, timestamp=n)  # type: ignore[call-arg]
+
+
+def raw_envelope(event: EventBase) -> bytes:
+    """What a hand-written producer sends for `event`: the 0.10 envelope (a fresh id and the
+    time, as the emitter writes them), serialized with pydantic."""
+    envelope = {
+        "id": str(uuid.uuid4()),
+        "type": "user_registered",
+        "body": event.model_dump(mode="json"),
+        "timestamp": int(time.time() * 1000),
+    }
+    return pydantic_core.to_json(envelope)
 
 
 async def emit_timed(producer: Producer, payload: list[EventBase], batch: bool) -> float:
