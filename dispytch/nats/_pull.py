@@ -157,7 +157,8 @@ class PullFeed:
         with contextlib.suppress(ValueError, TypeError):
             pending = int(headers.get(_PENDING_HEADER, ""))
         if status not in ("404", "408"):  # 409: consumer deleted, too many requests, ...
-            logger.debug("NATS ended a pull request with status %r", status)
+            description = str(headers.get("Description", ""))[:200]
+            logger.warning("NATS ended a pull request: %r %r", status, description)
             self._hold_until = time.monotonic() + REQUEST_EXPIRES
         if pending is None or pending < 0:
             self._credit(self.outstanding)

@@ -4,6 +4,7 @@ are told apart from messages, and a stop leaves nothing in flight."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 
 import nats
@@ -115,3 +116,27 @@ def test_the_ack_subject_gives_stream_sequence_and_deliveries(
     reply: str | None, fields: tuple[str, int, int] | None
 ) -> None:
     assert _ack_subject_fields(reply) == fields
+
+
+async def test_a_deleted_consumer_is_reported(
+    nats_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    topic = f"dtest.gone{uuid.uuid4().hex[:8]}"
+    group = f"gone-{uuid.uuid4().hex[:8]}"
+    consumer = NatsConsumer(nats_url, group, topology=TEST_TOPOLOGY, topics=[topic])
+    await consumer.start([])
+    client = await nats.connect(nats_url)
+    try:
+        with caplog.at_level(logging.WARNING, logger="dispytch.nats"):
+            durable = TEST_TOPOLOGY.durable_name(group, topic)
+            await client.jetstream().delete_consumer(TEST_TOPOLOGY.stream, durable)
+            for _ in range(100):
+                if any("ended a pull request" in r.getMessage() for r in caplog.records):
+                    break
+                await asyncio.sleep(0.05)
+        ended = [r.getMessage() for r in caplog.records if "ended a pull request" in r.getMessage()]
+        assert ended
+        assert "409" in ended[0]
+    finally:
+        await client.close()
+        await consumer.close()
