@@ -90,6 +90,8 @@ class NatsConsumer(Consumer):
         self._ready: deque[NatsDelivery] = deque()
         self._arrived = asyncio.Event()
         self._feeds: list[PullFeed] = []
+        #: messages that arrived after stop(), given back once no request is open
+        self._held_back: list[Msg] = []
         self._event_feeds: list[PullFeed] = []
         self._retry_feed: PullFeed | None = None
         #: subject -> the listener's topic (subjects repeat: mapped once each)
@@ -170,12 +172,18 @@ class NatsConsumer(Consumer):
     async def stop(self) -> None:
         """Wakes `receive()`, then waits (bounded, see `PullFeed.stop`) for the open pull
         requests to end: one left open while the listener gives messages back would be
-        answered with messages nobody takes, each counting a delivery (`num_delivered`)."""
+        answered with messages nobody takes, each counting a delivery (`num_delivered`).
+        What they still bring (a message the listener gave back meanwhile, say) is given back
+        once they ended."""
         self._stopped = True
         self._arrived.set()
         feeds, self._feeds, self._event_feeds = self._feeds, [], []
         if feeds:
             await asyncio.gather(*(feed.stop() for feed in feeds), return_exceptions=True)
+        held, self._held_back = self._held_back, []
+        for msg in held:
+            with contextlib.suppress(Exception):
+                await msg.nak()
 
     async def close(self) -> None:
         await self.stop()
@@ -240,9 +248,10 @@ class NatsConsumer(Consumer):
         settlements (its requests expire every second, and it asks again then)."""
 
         async def on_message(msg: Msg) -> None:
-            if self._stopped:  # stop() waits for the open requests: give their messages back
-                with contextlib.suppress(Exception):
-                    await msg.nak()
+            if self._stopped:
+                # given back once the open requests ended: a nak now would send it straight
+                # back to one of them, again and again, counting a delivery each time
+                self._held_back.append(msg)
             elif is_retry:
                 await self._received_retry(msg)
             else:

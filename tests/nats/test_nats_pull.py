@@ -140,3 +140,34 @@ async def test_a_deleted_consumer_is_reported(
     finally:
         await client.close()
         await consumer.close()
+
+
+async def test_a_message_given_back_while_stopping_is_delivered_once_more_at_most(
+    nats_url: str,
+) -> None:
+    # the requests still open while stop() waits for them got the given-back message at
+    # once; giving it back again at once sent it to them again, a hundred deliveries in a row
+    topic = f"dtest.back{uuid.uuid4().hex[:8]}"
+    group = f"back-{uuid.uuid4().hex[:8]}"
+    consumer = NatsConsumer(nats_url, group, topology=TEST_TOPOLOGY, topics=[topic])
+    producer = NatsProducer(nats_url)
+    await consumer.start([])
+    try:
+        await producer.send(message(topic, b"x"))
+        delivery = await asyncio.wait_for(consumer.receive(), 10)
+        stopping = asyncio.create_task(consumer.stop())
+        await asyncio.sleep(0)  # stop() runs: the open requests stay open until they expire
+        await delivery.nack()
+        await stopping
+        await consumer.close()
+        again = NatsConsumer(nats_url, group, topology=TEST_TOPOLOGY, topics=[topic])
+        await again.start([])
+        try:
+            redelivered = await asyncio.wait_for(again.receive(), 10)
+            assert redelivered.delivery_count in (2, 3)
+            await redelivered.ack()
+        finally:
+            await again.close()
+    finally:
+        await producer.close()
+        await consumer.close()
