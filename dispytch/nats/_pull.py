@@ -89,9 +89,12 @@ class PullFeed:
         self._requests = asyncio.create_task(self._request_loop())
 
     def wake(self) -> None:
-        """Room was freed: ask for more if a quarter of a batch fits."""
-        if not self._wakeup.is_set() and self._room() >= self._threshold:
-            self._wakeup.set()
+        """Room was freed: ask for more if a quarter of a batch fits, or if nothing is
+        asked for (the conditions of `_request_loop`)."""
+        if not self._wakeup.is_set():
+            room = self._room()
+            if room >= self._threshold or (room > 0 and self.outstanding == 0):
+                self._wakeup.set()
 
     async def stop(self) -> None:
         """Send no more requests and wait (at most `STALE_AFTER` s) for the open ones to end."""

@@ -261,11 +261,13 @@ class NatsConsumer(Consumer):
             asked = 0 if self._retry_feed is None else self._retry_feed.outstanding
             return self._capacity - len(self._unsettled) - asked
 
+        batch = min(self.batch_size, self._capacity)  # what the listener can hold at most
+
         feed = PullFeed(
             client,
             stream,
             durable,
-            batch=max(1, self.batch_size // 10) if is_retry else self.batch_size,
+            batch=max(1, batch // 10) if is_retry else batch,
             room=retry_room if is_retry else self._event_room,
             on_message=on_message,
         )

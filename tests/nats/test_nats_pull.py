@@ -171,3 +171,30 @@ async def test_a_message_given_back_while_stopping_is_delivered_once_more_at_mos
     finally:
         await producer.close()
         await consumer.close()
+
+
+async def test_a_small_listener_gets_the_next_messages_as_soon_as_it_has_room(
+    nats_url: str,
+) -> None:
+    # with room for 4, the consumer asked again only once a quarter of its batch of 100 was
+    # free, which never happened: it waited for each request to expire, 4 messages a second
+    topic = f"dtest.small{uuid.uuid4().hex[:8]}"
+    consumer = NatsConsumer(nats_url, "small", topology=TEST_TOPOLOGY, topics=[topic])
+    consumer.prepare(ListenerNeeds(max_in_flight=4, delayed_retries=False))
+    producer = NatsProducer(nats_url)
+    await consumer.start([])
+    try:
+        await producer.send_many([message(topic, str(n).encode()) for n in range(100)])
+        handled: list[int] = []
+
+        async def handle_all() -> None:
+            while len(handled) < 100:
+                for delivery in await consumer.receive_many(4):
+                    handled.append(int(delivery.value))
+                    await delivery.ack()
+
+        await asyncio.wait_for(handle_all(), 15)  # about 25 s at 4 messages a second
+        assert sorted(handled) == list(range(100))
+    finally:
+        await producer.close()
+        await consumer.close()
