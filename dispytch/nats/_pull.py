@@ -116,7 +116,7 @@ class PullFeed:
             now = time.monotonic()
             if self.outstanding > 0 and now - self._last_heard > STALE_AFTER:
                 logger.debug("no answer to %d requested messages: asking again", self.outstanding)
-                self.outstanding = 0
+                self._credit(self.outstanding)
             if now < self._hold_until:
                 await asyncio.sleep(self._hold_until - now)
                 continue
