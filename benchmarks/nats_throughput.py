@@ -5,12 +5,16 @@ once through EventListener + NatsConsumer, once by a hand-written nats-py loop o
 pull consumer that does the same work per event: fetch batches of 100, decode the envelope
 with pydantic_core.from_json, validate the body with pydantic, ack each message. Both sides
 use explicit acks on a durable pull consumer; the listener runs up to 100 handlers at once
-(its default max_concurrency). Each side's time runs from starting to consume until the last
+(its default max_concurrency). A second row compares Dispytch with a hand-written push
+consumer doing the same work in its message callback (durable, explicit acks,
+max_ack_pending 100: the server keeps at most 100 unacked messages in flight, as the pull
+sides ask for at most 100). Each side's time runs from starting to consume until the last
 event was handled.
 
 Publish: emit() one at a time vs JetStream publish() awaited one at a time; emit_many() vs
-publishing every message of a batch concurrently and awaiting all acks. Both wait for the
-stream's acknowledgement of every message.
+publishing every message of a batch concurrently and awaiting all acks. Both serialize the
+same envelope (a fresh id and the time each) with pydantic and wait for the stream's
+acknowledgement of every message.
 
 Rounds alternate which side goes first; medians are printed.
 
@@ -21,20 +25,28 @@ Rounds alternate which side goes first; medians are printed.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import os
-import statistics
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import nats
 import pydantic_core
+from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
-from workload import UserRegistered, envelope, user
+from side_by_side import (
+    arguments,
+    compare,
+    emit_timed,
+    event_class,
+    make_event,
+    print_header,
+    raw_envelope,
+)
+from workload import UserRegistered, envelope
 
-from dispytch import Event, EventBase, EventEmitter, EventListener
+from dispytch import Event, EventListener
 from dispytch.nats import JetStreamTopology, NatsConsumer, NatsProducer
 
 URL = os.environ.get("DISPYTCH_NATS_URL", "nats://127.0.0.1:4222")
@@ -43,16 +55,7 @@ TOPOLOGY = JetStreamTopology(stream="DISPYTCH_BENCH", subjects=("bench.>",))
 BATCH = 100
 
 
-class UserRegisteredEvent(EventBase):
-    __topic__ = TOPIC
-    __event_type__ = "user_registered"
-
-    user: dict[str, object]
-    timestamp: int
-
-
-def make_event(n: int) -> UserRegisteredEvent:
-    return UserRegisteredEvent(user=user(n).model_dump(), timestamp=n)
+UserRegisteredEvent = event_class(TOPIC)
 
 
 async def setup(events: int) -> None:
@@ -124,104 +127,99 @@ async def consume_raw(events: int) -> float:
     return elapsed
 
 
-async def publish_dispytch(events: int, batch: bool) -> float:
-    async with EventEmitter(NatsProducer(URL)) as emitter:
-        payload = [make_event(n) for n in range(events)]
-        started = time.perf_counter()
-        if batch:
-            for start in range(0, events, 1000):
-                await emitter.emit_many(payload[start : start + 1000])
-        else:
-            for event in payload:
-                await emitter.emit(event)
-        return time.perf_counter() - started
-
-
-async def publish_raw(events: int, batch: bool) -> float:
+async def consume_raw_push(events: int) -> float:
     client = await nats.connect(URL)
     js = client.jetstream()
-    payload = [make_event(n) for n in range(events)]
-    headers = {"content-type": "application/json"}
+    done = asyncio.Event()
+    count = 0
 
-    def encoded(event: UserRegisteredEvent) -> bytes:
-        return pydantic_core.to_json(
-            {"id": "x", "type": "user_registered", "body": event.model_dump(mode="json")}
-        )
+    async def on_message(message: Msg) -> None:
+        nonlocal count
+        payload = pydantic_core.from_json(message.data)
+        UserRegistered.model_validate(payload["body"])
+        await message.ack()
+        count += 1
+        if count == events:
+            done.set()
 
+    config = ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, max_ack_pending=BATCH)
     started = time.perf_counter()
-    if batch:
-        for start in range(0, events, 1000):
-            await asyncio.gather(
-                *(
-                    js.publish(TOPIC, encoded(e), headers=headers)
-                    for e in payload[start : start + 1000]
-                )
-            )
-    else:
-        for event in payload:
-            await js.publish(TOPIC, encoded(event), headers=headers)
+    await js.subscribe(
+        TOPIC,
+        durable="rawpush",
+        stream=TOPOLOGY.stream,
+        cb=on_message,
+        manual_ack=True,
+        config=config,
+    )
+    await done.wait()
     elapsed = time.perf_counter() - started
     await client.close()
     return elapsed
 
 
-Measure = Callable[[], Awaitable[float]]
+async def publish_dispytch(events: int, batch: bool) -> float:
+    payload = [make_event(UserRegisteredEvent, n) for n in range(events)]
+    return await emit_timed(NatsProducer(URL), payload, batch)
 
 
-async def compare(
-    name: str, events: int, rounds: int, sides: dict[str, Measure], preload: int
-) -> dict[str, float]:
-    times: dict[str, list[float]] = {side: [] for side in sides}
-    for round_ in range(rounds):
-        order = list(sides) if round_ % 2 == 0 else list(reversed(sides))
-        for side in order:
-            await setup(preload)
-            try:
-                times[side].append(await sides[side]())
-            finally:
-                await teardown()
-    medians = {side: statistics.median(values) for side, values in times.items()}
-    d, r = medians["dispytch"], medians["nats-py"]
-    print(f"{name:<28} {events:>7} {events / d:>12,.0f} {events / r:>12,.0f} {r / d:>8.2f}")
-    return medians
+async def publish_raw(events: int, batch: bool) -> float:
+    client = await nats.connect(URL)
+    js = client.jetstream()
+    payload = [make_event(UserRegisteredEvent, n) for n in range(events)]
+    headers = {"content-type": "application/json"}
+    started = time.perf_counter()
+    if batch:
+        for start in range(0, events, 1000):
+            await asyncio.gather(
+                *(
+                    js.publish(TOPIC, raw_envelope(e), headers=headers)
+                    for e in payload[start : start + 1000]
+                )
+            )
+    else:
+        for event in payload:
+            await js.publish(TOPIC, raw_envelope(event), headers=headers)
+    elapsed = time.perf_counter() - started
+    await client.close()
+    return elapsed
+
+
+@contextlib.asynccontextmanager
+async def fresh_stream(preload: int) -> AsyncIterator[None]:
+    await setup(preload)
+    try:
+        yield None
+    finally:
+        await teardown()
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=20000, help="events to consume")
-    parser.add_argument("--publish", type=int, default=5000, help="events to publish")
-    parser.add_argument("--rounds", type=int, default=5)
-    args = parser.parse_args()
-    print(f"NATS at {URL}, {args.rounds} rounds, medians; ratio = dispytch / nats-py rate")
-    print(f"{'scenario':<28} {'events':>7} {'dispytch/s':>12} {'nats-py/s':>12} {'ratio':>8}")
+    args = arguments(__doc__ or "")
+    print_header(f"NATS at {URL}", args.rounds, "nats-py")
     n, p = args.events, args.publish
-    await compare(
-        "consume (ack each)",
-        n,
-        args.rounds,
-        {"dispytch": lambda: consume_dispytch(n), "nats-py": lambda: consume_raw(n)},
-        preload=n,
-    )
-    await compare(
-        "publish one at a time",
-        p,
-        args.rounds,
-        {
-            "dispytch": lambda: publish_dispytch(p, batch=False),
-            "nats-py": lambda: publish_raw(p, batch=False),
-        },
-        preload=0,
-    )
-    await compare(
-        "publish batches of 1000",
-        p,
-        args.rounds,
-        {
-            "dispytch": lambda: publish_dispytch(p, batch=True),
-            "nats-py": lambda: publish_raw(p, batch=True),
-        },
-        preload=0,
-    )
+    for label, reference in (
+        ("consume (pull, ack each)", consume_raw),
+        ("consume vs push (ack each)", consume_raw_push),
+    ):
+        await compare(
+            label,
+            n,
+            args.rounds,
+            {"dispytch": lambda _: consume_dispytch(n), "nats-py": lambda _, r=reference: r(n)},
+            lambda: fresh_stream(n),
+        )
+    for label, batch in (("publish one at a time", False), ("publish batches of 1000", True)):
+        await compare(
+            label,
+            p,
+            args.rounds,
+            {
+                "dispytch": lambda _, b=batch: publish_dispytch(p, b),  # type: ignore[misc]
+                "nats-py": lambda _, b=batch: publish_raw(p, b),  # type: ignore[misc]
+            },
+            lambda: fresh_stream(0),
+        )
 
 
 if __name__ == "__main__":

@@ -23,18 +23,20 @@ Rounds alternate which side goes first; medians are printed.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
+import contextlib
 import os
-import statistics
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aio_pika
 import pydantic_core
-from workload import Address, User, UserRegistered
+from side_by_side import Measure, arguments, event_class, print_header
+from side_by_side import compare as compare_sides
+from side_by_side import make_event as make_event_of
+from workload import UserRegistered
 
 from dispytch import Event, EventBase, EventEmitter, EventListener
 from dispytch.rabbitmq import RabbitMQConsumer, RabbitMQProducer
@@ -44,27 +46,14 @@ TOPIC = "bench:users"
 PREFETCH = 100
 
 
-class UserRegisteredEvent(EventBase):
-    __topic__ = TOPIC
-    __event_type__ = "user_registered"
-
-    user: User
-    timestamp: int
+UserRegisteredEvent = event_class(TOPIC)
 
 
-def make_event(n: int) -> UserRegisteredEvent:
-    return UserRegisteredEvent(
-        user=User(
-            id=str(n),
-            email=f"user{n}@example.com",
-            name=f"User {n}",
-            address=Address(street="1 Main St", city="Springfield", zip="12345"),
-        ),
-        timestamp=n,
-    )
+def make_event(n: int) -> EventBase:
+    return make_event_of(UserRegisteredEvent, n)
 
 
-def raw_envelope(event: UserRegisteredEvent) -> bytes:
+def raw_envelope(event: EventBase) -> bytes:
     body = event.model_dump(mode="json")
     envelope = {
         "id": str(uuid.uuid4()),
@@ -75,7 +64,7 @@ def raw_envelope(event: UserRegisteredEvent) -> bytes:
     return pydantic_core.to_json(envelope)
 
 
-def raw_message(event: UserRegisteredEvent) -> aio_pika.Message:
+def raw_message(event: EventBase) -> aio_pika.Message:
     return aio_pika.Message(
         raw_envelope(event),
         headers={"dispytch-topic": TOPIC},
@@ -230,40 +219,29 @@ async def publish_raw(broker: Broker, events: int, batch: bool) -> float:
     return elapsed
 
 
-Measure = Callable[[Broker], Awaitable[float]]
-
-
 async def compare(
-    name: str, events: int, rounds: int, sides: dict[str, Measure], preload: int
+    name: str, events: int, rounds: int, sides: dict[str, Measure[Broker]], preload: int
 ) -> dict[str, float]:
     connection = await aio_pika.connect(URL)
-    times: dict[str, list[float]] = {side: [] for side in sides}
+
+    @contextlib.asynccontextmanager
+    async def fresh() -> AsyncIterator[Broker]:
+        broker = Broker(connection)
+        await broker.setup(preload)
+        try:
+            yield broker
+        finally:
+            await broker.teardown()
+
     try:
-        for round_ in range(rounds):
-            order = list(sides) if round_ % 2 == 0 else list(reversed(sides))
-            for side in order:
-                broker = Broker(connection)
-                await broker.setup(preload)
-                try:
-                    times[side].append(await sides[side](broker))
-                finally:
-                    await broker.teardown()
+        return await compare_sides(name, events, rounds, sides, fresh)
     finally:
         await connection.close()
-    medians = {side: statistics.median(values) for side, values in times.items()}
-    d, r = medians["dispytch"], medians["aio-pika"]
-    print(f"{name:<28} {events:>7} {events / d:>12,.0f} {events / r:>12,.0f} {r / d:>8.2f}")
-    return medians
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=20000, help="events to consume")
-    parser.add_argument("--publish", type=int, default=5000, help="events to publish")
-    parser.add_argument("--rounds", type=int, default=5)
-    args = parser.parse_args()
-    print(f"RabbitMQ at {URL}, {args.rounds} rounds, medians; ratio = dispytch / aio-pika rate")
-    print(f"{'scenario':<28} {'events':>7} {'dispytch/s':>12} {'aio-pika/s':>12} {'ratio':>8}")
+    args = arguments(__doc__ or "")
+    print_header(f"RabbitMQ at {URL}", args.rounds, "aio-pika")
     n, p = args.events, args.publish
     await compare(
         "consume (ack each)",

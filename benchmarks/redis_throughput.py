@@ -17,20 +17,28 @@ Rounds alternate which side goes first; medians are printed.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
+import contextlib
 import json
 import os
-import statistics
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import pydantic_core
 import redis.asyncio as aioredis
-from workload import Address, User, UserRegistered
+from side_by_side import (
+    arguments,
+    compare,
+    emit_timed,
+    event_class,
+    make_event,
+    print_header,
+    raw_envelope,
+)
+from workload import UserRegistered
 
-from dispytch import Event, EventBase, EventEmitter, EventListener
+from dispytch import Event, EventBase, EventListener
 from dispytch.redis import RedisStreamConsumer, RedisStreamProducer
 
 URL = os.environ.get("DISPYTCH_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -39,34 +47,11 @@ BATCH = 100
 HEADERS = json.dumps({"content-type": "application/json"}).encode()
 
 
-class UserRegisteredEvent(EventBase):
-    __topic__ = TOPIC
-    __event_type__ = "user_registered"
-
-    user: User
-    timestamp: int
+UserRegisteredEvent = event_class(TOPIC)
 
 
-def make_event(n: int) -> UserRegisteredEvent:
-    return UserRegisteredEvent(
-        user=User(
-            id=str(n),
-            email=f"user{n}@example.com",
-            name=f"User {n}",
-            address=Address(street="1 Main St", city="Springfield", zip="12345"),
-        ),
-        timestamp=n,
-    )
-
-
-def raw_fields(event: UserRegisteredEvent) -> dict[bytes, bytes]:
-    envelope = {
-        "id": str(uuid.uuid4()),
-        "type": "user_registered",
-        "body": event.model_dump(mode="json"),
-        "timestamp": int(time.time() * 1000),
-    }
-    return {b"v": pydantic_core.to_json(envelope), b"h": HEADERS}
+def raw_fields(event: EventBase) -> dict[bytes, bytes]:
+    return {b"v": raw_envelope(event), b"h": HEADERS}
 
 
 class Stream:
@@ -82,7 +67,7 @@ class Stream:
         for start in range(0, events, 1000):
             pipe = self.client.pipeline(transaction=False)
             for n in range(start, min(events, start + 1000)):
-                pipe.xadd(self.topic, raw_fields(make_event(n)))  # type: ignore[arg-type]
+                pipe.xadd(self.topic, raw_fields(make_event(UserRegisteredEvent, n)))  # type: ignore[arg-type]
             await pipe.execute()
 
     async def teardown(self) -> None:
@@ -130,21 +115,13 @@ async def consume_raw(stream: Stream, events: int) -> float:
 
 
 async def publish_dispytch(stream: Stream, events: int, batch: bool) -> float:
-    payload = [make_event(n) for n in range(events)]
-    async with EventEmitter(RedisStreamProducer.create(URL)) as emitter:
-        started = time.perf_counter()
-        if batch:
-            for start in range(0, events, 1000):
-                await emitter.emit_many(payload[start : start + 1000])
-        else:
-            for event in payload:
-                await emitter.emit(event)
-        return time.perf_counter() - started
+    payload = [make_event(UserRegisteredEvent, n) for n in range(events)]
+    return await emit_timed(RedisStreamProducer.create(URL), payload, batch)
 
 
 async def publish_raw(stream: Stream, events: int, batch: bool) -> float:
     client = aioredis.Redis.from_url(URL)
-    payload = [make_event(n) for n in range(events)]
+    payload = [make_event(UserRegisteredEvent, n) for n in range(events)]
     started = time.perf_counter()
     if batch:
         for start in range(0, events, 1000):
@@ -160,59 +137,42 @@ async def publish_raw(stream: Stream, events: int, batch: bool) -> float:
     return elapsed
 
 
-Measure = Callable[[Stream], Awaitable[float]]
-
-
-async def compare(
-    name: str, events: int, rounds: int, sides: dict[str, Measure], preload: int
-) -> dict[str, float]:
-    client = aioredis.Redis.from_url(URL)
-    times: dict[str, list[float]] = {side: [] for side in sides}
+@contextlib.asynccontextmanager
+async def fresh_streams(client: aioredis.Redis, preload: int) -> AsyncIterator[Stream]:
+    stream = Stream(client)
+    await stream.setup(preload)
     try:
-        for round_ in range(rounds):
-            order = list(sides) if round_ % 2 == 0 else list(reversed(sides))
-            for side in order:
-                stream = Stream(client)
-                await stream.setup(preload)
-                try:
-                    times[side].append(await sides[side](stream))
-                finally:
-                    await stream.teardown()
+        yield stream
     finally:
-        await client.aclose()
-    medians = {side: statistics.median(values) for side, values in times.items()}
-    d, r = medians["dispytch"], medians["redis-py"]
-    print(f"{name:<28} {events:>7} {events / d:>12,.0f} {events / r:>12,.0f} {r / d:>8.2f}")
-    return medians
+        await stream.teardown()
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=20000, help="events to consume")
-    parser.add_argument("--publish", type=int, default=5000, help="events to publish")
-    parser.add_argument("--rounds", type=int, default=5)
-    args = parser.parse_args()
-    print(f"Redis at {URL}, {args.rounds} rounds, medians; ratio = dispytch / redis-py rate")
-    print(f"{'scenario':<28} {'events':>7} {'dispytch/s':>12} {'redis-py/s':>12} {'ratio':>8}")
+    args = arguments(__doc__ or "")
+    print_header(f"Redis at {URL}", args.rounds, "redis-py")
     n, p = args.events, args.publish
-    await compare(
-        "consume (ack each)",
-        n,
-        args.rounds,
-        {"dispytch": lambda s: consume_dispytch(s, n), "redis-py": lambda s: consume_raw(s, n)},
-        preload=n,
-    )
-    for label, batch in (("publish one at a time", False), ("publish batches of 1000", True)):
+    client = aioredis.Redis.from_url(URL)
+    try:
         await compare(
-            label,
-            p,
+            "consume (ack each)",
+            n,
             args.rounds,
-            {
-                "dispytch": lambda s, b=batch: publish_dispytch(s, p, b),  # type: ignore[misc]
-                "redis-py": lambda s, b=batch: publish_raw(s, p, b),  # type: ignore[misc]
-            },
-            preload=0,
+            {"dispytch": lambda s: consume_dispytch(s, n), "redis-py": lambda s: consume_raw(s, n)},
+            lambda: fresh_streams(client, n),
         )
+        for label, batch in (("publish one at a time", False), ("publish batches of 1000", True)):
+            await compare(
+                label,
+                p,
+                args.rounds,
+                {
+                    "dispytch": lambda s, b=batch: publish_dispytch(s, p, b),  # type: ignore[misc]
+                    "redis-py": lambda s, b=batch: publish_raw(s, p, b),  # type: ignore[misc]
+                },
+                lambda: fresh_streams(client, 0),
+            )
+    finally:
+        await client.aclose()
 
 
 if __name__ == "__main__":

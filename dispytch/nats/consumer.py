@@ -1,14 +1,14 @@
 """`NatsConsumer`: a member of a listener group, over JetStream durable pull consumers.
 
-Pull, not push: a pull consumer fetches at most as many messages as the listener has room
-for (`ListenerNeeds.max_in_flight`), so backpressure is the fetch size, members of a group
-share a durable without a queue group, and a batch costs one request. Each subscribed subject
-has its own durable (NATS 2.9 filters a consumer by one subject) and its own fetch task; the
-tasks fill one local list that `receive_many()` takes from, so a cancelled `receive()` never
-cancels a fetch. While a message is unsettled (buffered or in a handler) the consumer tells
-the server `in_progress()` every `ack_wait / 3` seconds, so a long handler is not redelivered
-to another member; a process that dies stops doing so and its messages come back after
-`ack_wait`.
+Pull, not push: the consumer asks for at most as many messages as the listener has room for
+(`ListenerNeeds.max_in_flight`), so backpressure is the request size, and members of a group
+share a durable without a queue group (docs/backends/nats.md has the measurements). Each
+subscribed subject has its own durable (NATS 2.9 filters a consumer by one subject) and its
+own `PullFeed`, which keeps requests open while handlers run; the feeds fill one local list
+that `receive_many()` takes from. While a message is unsettled (buffered or in a handler) the
+consumer tells the server `in_progress()` every `ack_wait / 3` seconds, so a long handler is
+not redelivered to another member; a process that dies stops doing so and its messages come
+back after `ack_wait`.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from dispytch.nats._client import (
     connect,
     ensure_consumer,
     ensure_stream,
-    nats,
 )
+from dispytch.nats._pull import PullFeed
 from dispytch.nats.delivery import NatsDelivery
 from dispytch.nats.headers import due_at_ms, from_nats
 from dispytch.nats.topology import NATS_CAPABILITIES, JetStreamTopology, subject_of, topic_of
@@ -41,8 +41,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("dispytch.nats")
 
-#: how long one fetch waits for a first message; bounds how long stop() waits for a fetch
-_FETCH_WAIT = 1.0
+#: subjects whose topic the consumer remembers (a stream of many subjects starts over)
+_TOPICS_KEPT = 4096
 #: the longest a not-yet-due retry copy is put back for at once (untrusted header)
 _MAX_RETRY_WAIT = 3600.0
 
@@ -89,8 +89,13 @@ class NatsConsumer(Consumer):
         self._unsettled: dict[NatsDelivery, None] = {}
         self._ready: deque[NatsDelivery] = deque()
         self._arrived = asyncio.Event()
-        self._room = asyncio.Event()
-        self._fetches: list[asyncio.Task[None]] = []
+        self._feeds: list[PullFeed] = []
+        #: messages that arrived after stop(), given back once no request is open
+        self._held_back: list[Msg] = []
+        self._event_feeds: list[PullFeed] = []
+        self._retry_feed: PullFeed | None = None
+        #: subject -> the listener's topic (subjects repeat: mapped once each)
+        self._topics: dict[str, str] = {}
         self._heartbeat: asyncio.Task[None] | None = None
         self._closed = False
         self._stopped = False
@@ -111,6 +116,9 @@ class NatsConsumer(Consumer):
         if not subjects:
             raise BackendError("the NATS consumer has nothing to subscribe to")
         self._stopped = False
+        self._retry_feed = None
+        self._event_feeds = []
+        self._topics = {}
         self._subscriptions = list(subscriptions)
         self._delimiter = subscriptions[0].delimiter
         client = await connect(self.url, connect_timeout=self.connect_timeout)
@@ -139,9 +147,7 @@ class NatsConsumer(Consumer):
                     ack_wait=self.ack_wait,
                     max_deliver=self.max_deliver,
                 )
-                pull = await js.pull_subscribe_bind(durable=durable, stream=stream)
-                is_retry = stream == topology.retry_stream
-                self._fetches.append(asyncio.create_task(self._fetch_loop(pull, is_retry)))
+                await self._add_feed(client, stream, durable, stream == topology.retry_stream)
         except BaseException:
             await self.close()
             raise
@@ -164,19 +170,20 @@ class NatsConsumer(Consumer):
             await self._arrived.wait()
 
     async def stop(self) -> None:
-        """Wakes `receive()`, then waits (at most `_FETCH_WAIT` + 2 s) for the fetch in
-        flight to end: a fetch running on while the listener gives messages back would fetch
-        them again and count a delivery (`num_delivered`) no handler saw. A fetch is not
-        cancelled, since messages the server sends to a cancelled fetch wait `ack_wait`."""
+        """Wakes `receive()`, then waits (bounded, see `PullFeed.stop`) for the open pull
+        requests to end: one left open while the listener gives messages back would be
+        answered with messages nobody takes, each counting a delivery (`num_delivered`).
+        What they still bring (a message the listener gave back meanwhile, say) is given back
+        once they ended."""
         self._stopped = True
         self._arrived.set()
-        self._room.set()
-        fetches, self._fetches = self._fetches, []
-        if fetches:
-            _, pending = await asyncio.wait(fetches, timeout=_FETCH_WAIT + 2)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*fetches, return_exceptions=True)
+        feeds, self._feeds, self._event_feeds = self._feeds, [], []
+        if feeds:
+            await asyncio.gather(*(feed.stop() for feed in feeds), return_exceptions=True)
+        held, self._held_back = self._held_back, []
+        for msg in held:
+            with contextlib.suppress(Exception):
+                await msg.nak()
 
     async def close(self) -> None:
         await self.stop()
@@ -204,17 +211,23 @@ class NatsConsumer(Consumer):
 
     def _settled(self, delivery: NatsDelivery) -> None:
         self._unsettled.pop(delivery, None)
-        self._room.set()
+        for feed in self._event_feeds:
+            feed.wake()
 
     def _subject_of(self, topic: str) -> str:
         return subject_of(topic, self._delimiter)
 
     def _topic_of(self, subject: str) -> str:
-        for subscription in self._subscriptions:
-            topic = topic_of(subject, subscription)
-            if topic is not None:
-                return topic
-        return subject
+        topic = self._topics.get(subject)
+        if topic is None:
+            topic = next(
+                (t for s in self._subscriptions if (t := topic_of(subject, s)) is not None),
+                subject,
+            )
+            if len(self._topics) >= _TOPICS_KEPT:
+                self._topics.clear()
+            self._topics[subject] = topic
+        return topic
 
     def _retry_subject(self, topic: str) -> str:
         return f"{self.topology.retry_subject_prefix(self.group)}.{topic}"
@@ -229,51 +242,66 @@ class NatsConsumer(Consumer):
         except NATS_ERRORS as exc:
             raise ProducerError(f"NATS did not store a message on {subject!r}: {exc!r}") from exc
 
-    async def _fetch_loop(self, pull: JetStreamContext.PullSubscription, is_retry: bool) -> None:
-        pause = 0.1
-        while not self._stopped:
-            room = self._capacity - len(self._unsettled)
-            if room <= 0:
-                self._room.clear()
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._room.wait(), _FETCH_WAIT)
-                continue
-            try:
-                msgs = await pull.fetch(min(room, self.batch_size), timeout=_FETCH_WAIT)
-            except (nats.errors.TimeoutError, asyncio.TimeoutError):
-                continue
-            except NATS_ERRORS as exc:
-                logger.warning("fetching from NATS failed (%r); trying again", exc)
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, 5.0)
-                continue
-            pause = 0.1
-            for msg in msgs:
-                delivery = await self._delivery(msg, is_retry)
-                if delivery is None:
-                    continue
-                if self._stopped:
-                    with contextlib.suppress(Exception):
-                        await msg.nak()
-                    continue
-                self._unsettled[delivery] = None
-                self._ready.append(delivery)
-            if self._ready:
-                self._arrived.set()
+    async def _add_feed(self, client: Client, stream: str, durable: str, is_retry: bool) -> None:
+        """Start pulling from `durable`. Retry copies are few: their feed asks for a tenth
+        of a batch at a time, is not counted against the events' room, and is not woken by
+        settlements (its requests expire every second, and it asks again then)."""
 
-    async def _delivery(self, msg: Msg, is_retry: bool) -> NatsDelivery | None:
-        headers, key = from_nats(msg.headers)
-        topic = msg.subject
+        async def on_message(msg: Msg) -> None:
+            if self._stopped:
+                # given back once the open requests ended: a nak now would send it straight
+                # back to one of them, again and again, counting a delivery each time
+                self._held_back.append(msg)
+            elif is_retry:
+                await self._received_retry(msg)
+            else:
+                self._received(msg, msg.subject)
+
+        def retry_room() -> int:
+            asked = 0 if self._retry_feed is None else self._retry_feed.outstanding
+            return self._capacity - len(self._unsettled) - asked
+
+        batch = min(self.batch_size, self._capacity)  # what the listener can hold at most
+
+        feed = PullFeed(
+            client,
+            stream,
+            durable,
+            batch=max(1, batch // 10) if is_retry else batch,
+            room=retry_room if is_retry else self._event_room,
+            on_message=on_message,
+        )
         if is_retry:
-            prefix = self.topology.retry_subject_prefix(self.group) + "."
-            topic = topic[len(prefix) :] if topic.startswith(prefix) else topic
-            due = due_at_ms(msg.headers)
-            wait = 0.0 if due is None else due / 1000 - time.time()
-            if wait > 0.01:
-                with contextlib.suppress(Exception):
-                    await msg.nak(delay=min(wait, _MAX_RETRY_WAIT))
-                return None
-        return NatsDelivery(self, msg, self._topic_of(topic), headers, key)
+            self._retry_feed = feed
+        else:
+            self._event_feeds.append(feed)
+        self._feeds.append(feed)
+        await feed.start()
+
+    def _event_room(self) -> int:
+        feeds = self._event_feeds
+        asked = feeds[0].outstanding if len(feeds) == 1 else sum(f.outstanding for f in feeds)
+        return self._capacity - len(self._unsettled) - asked
+
+    def _received(self, msg: Msg, subject: str) -> None:
+        headers, key = from_nats(msg.headers)
+        delivery = NatsDelivery(self, msg, self._topic_of(subject), headers, key)
+        self._unsettled[delivery] = None
+        self._ready.append(delivery)
+        self._arrived.set()
+
+    async def _received_retry(self, msg: Msg) -> None:
+        """A delayed-retry copy: handed out once due, else put back for the time left."""
+        prefix = self.topology.retry_subject_prefix(self.group) + "."
+        subject = msg.subject
+        subject = subject[len(prefix) :] if subject.startswith(prefix) else subject
+        due = due_at_ms(msg.headers)
+        wait = 0.0 if due is None else due / 1000 - time.time()
+        if wait > 0.01:
+            with contextlib.suppress(Exception):
+                await msg.nak(delay=min(wait, _MAX_RETRY_WAIT))
+            return
+        self._received(msg, subject)
 
     async def _heartbeat_loop(self) -> None:
         """Tell the server the unsettled messages are being worked on, so that ack_wait bounds

@@ -57,9 +57,11 @@ class NatsProducer(Producer):
 
     async def send(self, message: OutgoingMessage, *, timeout: float | None = None) -> None:
         wait = DEFAULT_SEND_TIMEOUT if timeout is None else timeout
-        began = asyncio.get_running_loop().time()
-        js = await self._ready(min(wait, self.connect_timeout))  # a send's bound covers it
-        wait = max(wait - (asyncio.get_running_loop().time() - began), 0.001)
+        js = self._js
+        if js is None or self._loop.other_loop() is not None:
+            began = asyncio.get_running_loop().time()
+            js = await self._ready(min(wait, self.connect_timeout))  # a send's bound covers it
+            wait = max(wait - (asyncio.get_running_loop().time() - began), 0.001)
         headers = to_nats(message.headers, message.key)
         subject = subject_of(message.topic, self.topic_delimiter)
         try:

@@ -77,9 +77,12 @@ class RedisStreamProducer(Producer):
 
     async def send(self, message: OutgoingMessage, *, timeout: float | None = None) -> None:
         wait = self._timeout if timeout is None else timeout
-        client = await self._client(wait)
+        client: Any = self.client
+        if client is None or self._loop.loop is not asyncio.get_running_loop():
+            client = await self._client(wait)
         fields = encode_fields(message.value, message.key, message.headers)
-        command = client.xadd(message.topic, fields, **self._trim())
+        trim = self._trim() if self._maxlen is not None or self._max_age is not None else {}
+        command = client.xadd(message.topic, fields, **trim)
         try:
             await (command if wait is None else asyncio.wait_for(command, wait))
         except asyncio.TimeoutError as error:

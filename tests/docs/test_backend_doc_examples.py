@@ -7,6 +7,8 @@ do not read each other's events, and addresses are this run's when DISPYTCH_* va
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
 import subprocess
 import sys
@@ -57,7 +59,26 @@ def test_backend_doc_example_runs_on_its_broker(backend: str, source: str, tmp_p
         example = QUOTED_ADDRESS.sub(f'"{broker.address}"', example)
     script = tmp_path / "example.py"
     script.write_text(example, encoding="utf-8")
-    result = subprocess.run(
-        [sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=90
-    )
-    assert result.returncode == 0, f"--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
+    try:
+        result = subprocess.run(
+            [sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=90
+        )
+        assert result.returncode == 0, f"--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
+    finally:
+        if backend == "nats":  # streams outlive the run and keep their subjects to themselves
+            streams = [m.group(2) for m in NAMED.finditer(example) if m.group(1) == 'stream="']
+            asyncio.run(_delete_nats_streams(broker.address, streams))
+
+
+async def _delete_nats_streams(url: str, streams: list[str]) -> None:
+    import nats  # the nats extra: only this backend's case needs it
+
+    client = await nats.connect(url)
+    try:
+        js = client.jetstream()
+        for stream in streams:
+            for name in (stream, f"{stream}_DLQ", f"{stream}_RETRY"):
+                with contextlib.suppress(nats.js.errors.NotFoundError):
+                    await js.delete_stream(name)
+    finally:
+        await client.close()

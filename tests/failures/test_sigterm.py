@@ -174,8 +174,8 @@ async def test_stop_during_a_retry_wait_gives_the_event_back(
         await wait_until(lambda: len(attempts) == 2, 60, "the event to come back")
     # brokers that count deliveries (Redis Streams, NATS JetStream's num_delivered) give the
     # core that count as the attempt of an event without a dispytch-attempt header: the event
-    # comes back as a later attempt there (NATS: 2, or 3 when the stopping consumer's last
-    # fetch got it back once more), from attempt 1 on brokers that do not count
+    # comes back as a later attempt there (NATS: 2, or 3 when one of the stopping consumer's
+    # last pull requests got it back once more), from attempt 1 on brokers that do not count
     if backend == "nats":
         assert attempts[0] == 1, attempts
         assert attempts[1] in (2, 3), attempts

@@ -11,8 +11,12 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 aioredis = pytest.importorskip("redis.asyncio")
 
@@ -47,7 +51,7 @@ def redis_url() -> str:
 
 
 @pytest.fixture
-async def redis_client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+async def redis_client(redis_url: str) -> AsyncIterator[Redis]:
     client = aioredis.Redis.from_url(redis_url)
     try:
         yield client

@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 
-from dispytch.backends.base import OutgoingMessage, Subscription
+from dispytch.backends.base import Delivery, OutgoingMessage, Subscription
 from dispytch.redis import RedisStreamConsumer, RedisStreamProducer
 
 from .conftest import aioredis, unique
@@ -43,7 +43,7 @@ async def test_a_dead_members_entries_are_taken_over_with_their_delivery_count(
     # `dead` never settles nor closes: it is a process that was killed
     heir = await started(redis_url, group, topic, claim_idle=0.3, claim_interval=0.1)
     try:
-        taken = []
+        taken: list[Delivery] = []
         while len(taken) < 2:
             taken += await asyncio.wait_for(heir.receive_many(10), 5)
         assert sorted(d.value for d in taken) == [b"a", b"b"]
