@@ -32,6 +32,7 @@ from dispytch.nats._client import (
     ensure_stream,
 )
 from dispytch.nats._pull import PullFeed
+from dispytch.nats._subject_names import check_subscription
 from dispytch.nats.delivery import NatsDelivery
 from dispytch.nats.headers import due_at_ms, from_nats
 from dispytch.nats.topology import NATS_CAPABILITIES, JetStreamTopology, subject_of, topic_of
@@ -109,9 +110,14 @@ class NatsConsumer(Consumer):
     def prepare(self, needs: ListenerNeeds) -> None:
         self._capacity = max(needs.max_in_flight, 1)
 
+    def check_subscription(self, subscription: Subscription) -> None:
+        check_subscription(subscription)
+
     async def start(self, subscriptions: Sequence[Subscription]) -> None:
         if self.topics is not None:
             subscriptions = [Subscription.parse(topic, ".") for topic in self.topics]
+        for subscription in subscriptions:
+            check_subscription(subscription)
         subjects = [sub.glob("*", ".") for sub in subscriptions]
         if not subjects:
             raise BackendError("the NATS consumer has nothing to subscribe to")

@@ -16,6 +16,7 @@ from dispytch.errors import (
 )
 from dispytch.loops import LoopBinding, other_loop_error
 from dispytch.nats._client import CONNECTION_ERRORS, Client, JetStreamContext, connect, nats
+from dispytch.nats._subject_names import check_topic
 from dispytch.nats.headers import to_nats
 from dispytch.nats.topology import subject_of
 
@@ -55,7 +56,11 @@ class NatsProducer(Producer):
         self._client, self._js = client, client.jetstream()
         self._loop.bind()
 
+    def check_topic(self, topic: str) -> None:
+        check_topic(topic, self.topic_delimiter)
+
     async def send(self, message: OutgoingMessage, *, timeout: float | None = None) -> None:
+        check_topic(message.topic, self.topic_delimiter)
         wait = DEFAULT_SEND_TIMEOUT if timeout is None else timeout
         js = self._js
         if js is None or self._loop.other_loop() is not None:
@@ -87,6 +92,8 @@ class NatsProducer(Producer):
         self, messages: Sequence[OutgoingMessage], *, timeout: float | None = None
     ) -> None:
         """Publishes all at once (pipelined on the connection) and waits for every ack."""
+        for message in messages:
+            check_topic(message.topic, self.topic_delimiter)
         await self._ready(self.connect_timeout if timeout is None else timeout)
         results = await asyncio.gather(
             *(self.send(message, timeout=timeout) for message in messages),
