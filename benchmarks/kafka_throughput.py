@@ -18,6 +18,7 @@ Rounds alternate between the two sides; medians are printed.
 
     scripts/brokers start kafka
     .venv/bin/python benchmarks/kafka_throughput.py [--events 20000] [--rounds 5] [--publish 5000]
+        [--partitions 4]      (--publish 0: consume only)
 """
 
 from __future__ import annotations
@@ -223,9 +224,10 @@ async def main() -> None:
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--publish", type=int, default=5_000)
+    parser.add_argument("--partitions", type=int, default=PARTITIONS, help="of the consumed topic")
     args = parser.parse_args()
 
-    topic = await create_topic(PARTITIONS)
+    topic = await create_topic(args.partitions)
     await fill(topic, args.events)
     ours, theirs = await alternate(
         args.rounds,
@@ -233,13 +235,14 @@ async def main() -> None:
         lambda: consume_by_hand(topic, args.events),
     )
     out = await create_topic(PARTITIONS)
+    publish = args.rounds if args.publish else 0
     single = await alternate(
-        args.rounds,
+        publish,
         lambda: publish_dispytch(out, args.publish // 10, batched=False),
         lambda: publish_by_hand(out, args.publish // 10, batched=False),
     )
     many = await alternate(
-        args.rounds,
+        publish,
         lambda: publish_dispytch(out, args.publish, batched=True),
         lambda: publish_by_hand(out, args.publish, batched=True),
     )
@@ -247,12 +250,13 @@ async def main() -> None:
         medians(ours),
         medians(theirs),
     )
-    print(f"Kafka at {BOOTSTRAP}, {PARTITIONS} partitions, medians of {args.rounds} rounds")
+    print(f"Kafka at {BOOTSTRAP}, {args.partitions} partitions, medians of {args.rounds} rounds")
     print(f"{'events/s':<30} {'dispytch':>12} {'aiokafka':>12} {'ratio':>8}")
     print(row("consume (listener), total", args.events, our_total, their_total))
     print(row("consume, steady state", args.events, our_steady, their_steady))
-    print(row("emit / send_and_wait", args.publish // 10, *map(statistics.median, single)))
-    print(row("emit_many / batched send", args.publish, *map(statistics.median, many)))
+    if args.publish:
+        print(row("emit / send_and_wait", args.publish // 10, *map(statistics.median, single)))
+        print(row("emit_many / batched send", args.publish, *map(statistics.median, many)))
     print(
         f"start-up (start() to the first event): dispytch {our_start * 1000:.0f} ms, "
         f"aiokafka {their_start * 1000:.0f} ms (a new group each round; no retry topic is "

@@ -371,4 +371,3 @@ class EventListener(HandlerRegistry):
             self._running = False
             if self._finished is not None:
                 self._finished.set()
-

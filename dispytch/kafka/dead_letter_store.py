@@ -52,6 +52,7 @@ DEFAULT_SASL_MECHANISM = "SCRAM-SHA-512"
 #: the scheme of a Kafka URL reached over TLS
 TLS_SCHEME = "kafka+ssl"
 
+
 class KafkaDeadLetterStore(DeadLetterStore):
     """Dead letters of the Kafka topic `topic`.
 
@@ -392,4 +393,3 @@ def kafka_security(
     options["sasl_plain_username"] = username
     options["sasl_plain_password"] = password or ""
     return options
-
