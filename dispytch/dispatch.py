@@ -126,8 +126,21 @@ class Dispatcher:
                     run = self._prepare(spec, segments, envelope, delivery, attempt, bodies)
                     if type(run) is Outcome:
                         outcome = run
-                    else:
-                        outcome = await self.retrier.run(spec, delivery, run, segments, attempt)  # type: ignore[arg-type]
+                    else:  # `Retrier.run` inlined: the first attempt, the retry layer after it
+                        try:
+                            await spec.attempt(run, segments, attempt)  # type: ignore[arg-type]
+                            outcome = HANDLED
+                        except (Exception, asyncio.CancelledError) as exc:
+                            if not is_failure(exc):
+                                raise
+                            outcome = await self.retrier.after_failure(
+                                spec,
+                                delivery,
+                                run,
+                                segments,  # type: ignore[arg-type]
+                                attempt,
+                                exc,
+                            )
         # settle: the only place that acks, dead-letters or gives back
         if context is not None:
             if context.outcome is not None:
@@ -141,7 +154,8 @@ class Dispatcher:
             context.outcome = outcome
         if outcome.kind in _SETTLED_BY_ACK:
             try:
-                await delivery.ack()
+                if not delivery.ack_now():  # where acking awaits nothing, no coroutine for it
+                    await delivery.ack()
             except (Exception, asyncio.CancelledError) as error:  # a client's cancelled future
                 if not is_failure(error):
                     raise

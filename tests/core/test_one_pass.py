@@ -66,9 +66,14 @@ async def test_json_messages_of_known_types_are_read_in_one_pass(
     listener = listener_for(broker, seen)
     one_pass = listener._dispatcher.one_pass
     assert one_pass is not None
-    read = []
+    read: list[object] = []
     decode = one_pass.decode
-    monkeypatch.setattr(one_pass, "decode", lambda d: read.append(decode(d)) or read[-1])
+
+    def counted(delivery: Any) -> Any:
+        read.append(decode(delivery))
+        return read[-1]
+
+    monkeypatch.setattr(one_pass, "decode", counted)
     async with listener:
         await publish_raw(broker, TOPIC, envelope("placed", {"order": 7}, event_id="e1"))
         await publish_raw(broker, TOPIC, envelope("paid", {"amount": "2.5"}, timestamp=None))
