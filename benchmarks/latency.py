@@ -85,7 +85,7 @@ async def kafka_side(rate: float, clock: Clock, dispytch: bool) -> list[float]:
 
 async def kafka_dispytch(topic: str, clock: Clock, produce: Callable[[], Awaitable[None]]) -> None:
     consumer = KafkaConsumer.create(
-        BOOTSTRAP, f"lat-{uuid.uuid4().hex}", auto_offset_reset="latest"
+        BOOTSTRAP, f"lat-{uuid.uuid4().hex}", auto_offset_reset="earliest"
     )
     listener = EventListener(consumer)
 
@@ -105,7 +105,7 @@ async def kafka_by_hand(topic: str, clock: Clock, produce: Callable[[], Awaitabl
         bootstrap_servers=BOOTSTRAP,
         group_id=f"lat-{uuid.uuid4().hex}",
         enable_auto_commit=False,
-        auto_offset_reset="latest",
+        auto_offset_reset="earliest",
     )
     await consumer.start()
 
