@@ -21,7 +21,9 @@ try:
 except ImportError as error:  # pragma: no cover - the extra is installed for the tests
     if getattr(error, "name", None) != "fastapi":
         raise
-    raise ImportError("dispytch.fastapi needs FastAPI: pip install 'dispytch[fastapi]'") from None
+    raise ImportError(
+        "dispytch.fastapi needs FastAPI: pip install 'dispytch[fastapi]'"
+    ) from None
 
 from dispytch.emitter import EventEmitter
 from dispytch.listener import EventListener

@@ -371,3 +371,4 @@ class EventListener(HandlerRegistry):
             self._running = False
             if self._finished is not None:
                 self._finished.set()
+

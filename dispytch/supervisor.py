@@ -85,9 +85,7 @@ class Supervisor:
         keepers = [asyncio.create_task(self._keep(slot)) for slot in self._slots]
         watcher = asyncio.create_task(self._watch()) if self.reload_dirs else None
         logger.info(
-            "supervisor %d: %d worker(s)%s",
-            os.getpid(),
-            len(self._slots),
+            "supervisor %d: %d worker(s)%s", os.getpid(), len(self._slots),
             ", reloading on changes" if watcher else "",
         )
         try:
@@ -96,8 +94,7 @@ class Supervisor:
             if pending:
                 logger.error(
                     "%d worker(s) still running %.0fs after SIGTERM; killing them",
-                    len(pending),
-                    self.stop_timeout,
+                    len(pending), self.stop_timeout,
                 )
                 self._kill_all()
                 await asyncio.wait(pending, timeout=10)
@@ -116,8 +113,7 @@ class Supervisor:
         statuses = [slot.final_status for slot in self._slots]
         clean = all(status == EXIT_DRAINED for status in statuses)
         logger.info(
-            "supervisor %d: workers stopped (%s); %s",
-            os.getpid(),
+            "supervisor %d: workers stopped (%s); %s", os.getpid(),
             ", ".join("killed" if s is None else describe_exit(s) for s in statuses),
             "all drained" if clean else "NOT all drained cleanly",
         )
@@ -145,8 +141,7 @@ class Supervisor:
             if status == EXIT_LOAD_FAILED and not self.reload_dirs:
                 logger.error(
                     "worker %d (pid %d) could not load the application; stopping",
-                    slot.index,
-                    process.pid,
+                    slot.index, process.pid,
                 )
                 self._load_failed = True
                 slot.final_status = status
@@ -156,11 +151,7 @@ class Supervisor:
             delay = min(_FIRST_RESTART_DELAY * 2 ** (slot.failures - 1), _MAX_RESTART_DELAY)
             logger.warning(
                 "worker %d (pid %d) %s after %.1fs; restarting it in %.1fs%s",
-                slot.index,
-                process.pid,
-                describe_exit(status),
-                ran,
-                delay,
+                slot.index, process.pid, describe_exit(status), ran, delay,
                 " (or when a file changes)" if self.reload_dirs else "",
             )
             await self._pause(slot, delay)

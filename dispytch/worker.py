@@ -127,3 +127,5 @@ def describe_exit(status: int) -> str:
         EXIT_NOT_DRAINED: "stopped with handlers cancelled after the grace period (status 3)",
         EXIT_LOAD_FAILED: "could not load the application (status 4)",
     }.get(status, f"exited with status {status}")
+
+

@@ -80,8 +80,7 @@ def _expand(objects: Iterable[Any]) -> Iterable[Any]:
         if isinstance(found, types.ModuleType):
             yield from event_classes(found)
             yield from (
-                value
-                for value in vars(found).values()
+                value for value in vars(found).values()
                 if isinstance(value, (EventListener, EventEmitter, HandlerGroup))
             )
         else:

@@ -102,13 +102,10 @@ class AsyncAPIBuilder:
             body = refs[(body_type, "validation")] if body_type is not None else {}
             channel = self._channel(channels, spec.topic)
             for name in segment_names(spec.topic):
-                channel.parameters.setdefault(
-                    name,
-                    {
-                        "description": f"Topic segment {{{name}}}, given to handler "
-                        f"{spec.name!r} as a TopicSegment parameter.",
-                    },
-                )
+                channel.parameters.setdefault(name, {
+                    "description": f"Topic segment {{{name}}}, given to handler "
+                    f"{spec.name!r} as a TopicSegment parameter.",
+                })
             message = self._message(
                 spec.event, body, body_type, key_field=None, protocols=protocols
             )

@@ -73,23 +73,17 @@ def _operation(document: dict[str, Any], operation_id: str, operation: dict[str,
     ]
     parameters = channel.get("parameters", {})
     if parameters:
-        lines.append(
-            "<p>Parameters: "
-            + ", ".join(
-                f"<code>{{{_text(name)}}}</code> {_text(spec.get('description', ''))}"
-                for name, spec in parameters.items()
-            )
-            + "</p>"
-        )
+        lines.append("<p>Parameters: " + ", ".join(
+            f"<code>{{{_text(name)}}}</code> {_text(spec.get('description', ''))}"
+            for name, spec in parameters.items()
+        ) + "</p>")
     for reference in operation.get("messages", []):
         message = _resolve(document, _resolve(document, reference))
         lines.append(
             f"<h4>Message <code>{_text(message.get('name', ''))}</code></h4>"
             + (f"<p>{_text(message['summary'])}</p>" if message.get("summary") else "")
-            + "<p>Payload</p>"
-            + _json(message.get("payload", {}))
-            + "<p>Headers</p>"
-            + _json(message.get("headers", {}))
+            + "<p>Payload</p>" + _json(message.get("payload", {}))
+            + "<p>Headers</p>" + _json(message.get("headers", {}))
         )
     lines.append("</section>")
     return "\n".join(lines)

@@ -22,70 +22,38 @@ from dispytch.routing.group import HandlerGroup
 @click.command()
 @click.argument("targets", nargs=-1, required=True, metavar="TARGET...")
 @click.option(
-    "--output",
-    "-o",
-    type=click.Path(dir_okay=False, writable=True),
+    "--output", "-o", type=click.Path(dir_okay=False, writable=True),
     help="File to write (default: standard output).",
 )
 @click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(["json", "yaml", "html"]),
+    "--format", "output_format", type=click.Choice(["json", "yaml", "html"]),
     help="Output format (default: from the file's extension, else json). YAML needs PyYAML; "
     "html is one self-contained page.",
 )
 @click.option(
-    "--serve",
-    is_flag=True,
+    "--serve", is_flag=True,
     help="Serve the document as an HTML page (and /asyncapi.json) until Ctrl-C; the page "
     "loads nothing from elsewhere.",
 )
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address for --serve.")
-@click.option(
-    "--port",
-    type=click.IntRange(0, 65535),
-    default=8000,
-    show_default=True,
-    help="Port for --serve (0: any free port).",
-)
-@click.option(
-    "--title",
-    default="Dispytch service",
-    show_default=True,
-    envvar="DISPYTCH_ASYNCAPI_TITLE",
-    show_envvar=True,
-)
-@click.option(
-    "--version",
-    "doc_version",
-    default="1.0.0",
-    show_default=True,
-    envvar="DISPYTCH_ASYNCAPI_VERSION",
-    show_envvar=True,
-    help="The API's version (info.version).",
-)
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
+              help="Port for --serve (0: any free port).")
+@click.option("--title", default="Dispytch service", show_default=True,
+              envvar="DISPYTCH_ASYNCAPI_TITLE", show_envvar=True)
+@click.option("--version", "doc_version", default="1.0.0", show_default=True,
+              envvar="DISPYTCH_ASYNCAPI_VERSION", show_envvar=True,
+              help="The API's version (info.version).")
 @click.option("--description", help="info.description.")
 @click.option(
-    "--server",
-    "servers",
-    multiple=True,
-    metavar="NAME=URL",
+    "--server", "servers", multiple=True, metavar="NAME=URL",
     help="A broker: production=kafka://broker:9092 or events=amqp://host:5672/vhost "
     "(repeatable; user names and passwords are never written).",
 )
+@click.option("--exchange", default="dispytch", show_default=True,
+              help="The RabbitMQ exchange named in AMQP bindings.")
 @click.option(
-    "--exchange",
-    default="dispytch",
-    show_default=True,
-    help="The RabbitMQ exchange named in AMQP bindings.",
-)
-@click.option(
-    "--app-dir",
-    default=".",
-    show_default=True,
-    type=click.Path(file_okay=False),
-    envvar="DISPYTCH_APP_DIR",
-    show_envvar=True,
+    "--app-dir", default=".", show_default=True, type=click.Path(file_okay=False),
+    envvar="DISPYTCH_APP_DIR", show_envvar=True,
     help="Folder put first on sys.path before importing the targets.",
 )
 def asyncapi(
@@ -120,10 +88,7 @@ def asyncapi(
     try:
         described = [_server(text, exchange) for text in servers]
         document = build_asyncapi(
-            *found,
-            title=title,
-            version=doc_version,
-            description=description,
+            *found, title=title, version=doc_version, description=description,
             servers=described,
         )
     except (ValueError, TypeError) as error:

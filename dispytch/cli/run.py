@@ -18,57 +18,33 @@ LOG_LEVELS = ["critical", "error", "warning", "info", "debug"]
 @click.command()
 @click.argument("target", envvar="DISPYTCH_APP", metavar="MODULE:LISTENER")
 @click.option(
-    "--workers",
-    "-w",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    envvar="DISPYTCH_WORKERS",
-    show_envvar=True,
+    "--workers", "-w", type=click.IntRange(min=1), default=1, show_default=True,
+    envvar="DISPYTCH_WORKERS", show_envvar=True,
     help="Worker processes, all in the listener's consumer group, under one supervisor.",
 )
 @click.option(
-    "--reload",
-    is_flag=True,
-    envvar="DISPYTCH_RELOAD",
-    show_envvar=True,
+    "--reload", is_flag=True, envvar="DISPYTCH_RELOAD", show_envvar=True,
     help="Restart the workers when a .py file changes (development only; needs watchfiles).",
 )
 @click.option(
-    "--reload-dir",
-    "reload_dirs",
-    multiple=True,
-    type=click.Path(exists=True, file_okay=False),
-    envvar="DISPYTCH_RELOAD_DIRS",
-    show_envvar=True,
+    "--reload-dir", "reload_dirs", multiple=True, type=click.Path(exists=True, file_okay=False),
+    envvar="DISPYTCH_RELOAD_DIRS", show_envvar=True,
     help="Folder to watch with --reload (repeatable; default: --app-dir).",
 )
 @click.option(
-    "--app-dir",
-    default=".",
-    show_default=True,
-    type=click.Path(file_okay=False),
-    envvar="DISPYTCH_APP_DIR",
-    show_envvar=True,
+    "--app-dir", default=".", show_default=True, type=click.Path(file_okay=False),
+    envvar="DISPYTCH_APP_DIR", show_envvar=True,
     help="Folder put first on sys.path before importing the target.",
 )
 @click.option(
-    "--stop-timeout",
-    type=click.FloatRange(min=0),
-    default=60.0,
-    show_default=True,
-    envvar="DISPYTCH_STOP_TIMEOUT",
-    show_envvar=True,
+    "--stop-timeout", type=click.FloatRange(min=0), default=60.0, show_default=True,
+    envvar="DISPYTCH_STOP_TIMEOUT", show_envvar=True,
     help="Seconds the supervisor waits for workers to drain after SIGTERM before killing "
     "them (keep it above the listener's shutdown_grace).",
 )
 @click.option(
-    "--log-level",
-    type=click.Choice(LOG_LEVELS, case_sensitive=False),
-    default="info",
-    show_default=True,
-    envvar="DISPYTCH_LOG_LEVEL",
-    show_envvar=True,
+    "--log-level", type=click.Choice(LOG_LEVELS, case_sensitive=False), default="info",
+    show_default=True, envvar="DISPYTCH_LOG_LEVEL", show_envvar=True,
 )
 @click.option("--supervised", is_flag=True, hidden=True)
 def run(

@@ -37,7 +37,9 @@ def stored_headers(
     unchanged keeps the bytes it was stored with, repeats included: the record's header may not
     be UTF-8 (`decoded` holds it with replacement characters)."""
     unchanged = {name for name, text in wanted.items() if decoded.get(name) == text}
-    headers = [(name, b"" if value is None else value) for name, value in raw if name in unchanged]
+    headers = [
+        (name, b"" if value is None else value) for name, value in raw if name in unchanged
+    ]
     headers.extend(
         (name, header_bytes(text)) for name, text in wanted.items() if name not in unchanged
     )
@@ -87,7 +89,7 @@ _LISTED = 20
 
 
 def missing_topic_message(topic: str, existing: Iterable[str]) -> str:
-    """ "No such topic", with the dead-letter topics that do exist (those of the same start
+    """"No such topic", with the dead-letter topics that do exist (those of the same start
     first)."""
     stem = topic.removesuffix(DEFAULT_DEAD_LETTER_SUFFIX).split(".")[0]
     found = sorted(

@@ -353,7 +353,9 @@ class KafkaConsumer(Consumer):
     def _redeliver(self, offsets: PartitionOffsets, offset: int, delay: float | None) -> None:
         self._rewinder.nack(offsets, offset, delay)
 
-    async def _store_dead_letter(self, delivery: KafkaDelivery, headers: Mapping[str, str]) -> None:
+    async def _store_dead_letter(
+        self, delivery: KafkaDelivery, headers: Mapping[str, str]
+    ) -> None:
         await self._dead_letters.publish(
             delivery.topic,
             delivery.value,

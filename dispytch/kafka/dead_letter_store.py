@@ -52,7 +52,6 @@ DEFAULT_SASL_MECHANISM = "SCRAM-SHA-512"
 #: the scheme of a Kafka URL reached over TLS
 TLS_SCHEME = "kafka+ssl"
 
-
 class KafkaDeadLetterStore(DeadLetterStore):
     """Dead letters of the Kafka topic `topic`.
 
@@ -393,3 +392,4 @@ def kafka_security(
     options["sasl_plain_username"] = username
     options["sasl_plain_password"] = password or ""
     return options
+

@@ -31,7 +31,9 @@ class SettlingConsumer(Protocol):
 
     def _retry_subject(self, topic: str) -> str: ...
 
-    async def _publish_owned(self, subject: str, value: bytes, headers: dict[str, str]) -> None: ...
+    async def _publish_owned(
+        self, subject: str, value: bytes, headers: dict[str, str]
+    ) -> None: ...
 
 
 class NatsDelivery(Delivery):

@@ -278,7 +278,8 @@ def open_from_url(broker_url: str, options: StoreOptions) -> RabbitMQDeadLetterS
         raise StoreUsageError(f"invalid broker URL {masked_url(broker_url)!r}: {error}") from None
     if options.ssl_context is not None and parts.scheme.lower() != "amqps":
         raise StoreUsageError(
-            "TLS settings (a CA, client certificate or key file) need a TLS URL: amqps://host:port/"
+            "TLS settings (a CA, client certificate or key file) need a TLS URL: "
+            "amqps://host:port/"
         )
     return RabbitMQDeadLetterStore(
         _with_credentials(broker_url, options.username, options.password),

@@ -225,7 +225,9 @@ class ConformanceSuite(ListenerScenarios, LifecycleScenarios):
         assert DLQ_HEADER_PREFIX + "handler" not in headers
         await session.nothing_more(consumer)
 
-    async def test_delivery_count_when_reported_counts_redeliveries(self, session: Session) -> None:
+    async def test_delivery_count_when_reported_counts_redeliveries(
+        self, session: Session
+    ) -> None:
         """A backend that reports the broker's delivery count reports 1 (or nothing) the first
         time and more once `nack()` had the message delivered again."""
         if not session.harness.capabilities.redelivers_on_nack:

@@ -155,3 +155,4 @@ class OpenCoreScenarios:
         reason = DeadLetterReason.from_headers(headers)
         assert reason is not None
         assert (reason.stage, reason.error_type) == ("decode", "UnknownContentTypeError")
+
