@@ -60,15 +60,22 @@ class AckBatcher:
     def delivered(self, message: AbstractIncomingMessage) -> None:
         """A delivery arrived (called before anything is awaited for it)."""
         tag = message.delivery_tag
-        if tag is not None:
-            acks = self._channels.get(message.channel)
+        channel = _channel_of(message)
+        if tag is not None and channel is not None:
+            acks = self._channels.get(channel)
             if acks is None:
-                acks = self._channels[message.channel] = _ChannelAcks()
+                acks = self._channels[channel] = _ChannelAcks()
             acks.unsettled.add(tag)
 
     def ack(self, message: AbstractIncomingMessage) -> None:
         """Ack the delivery with the others of this loop iteration."""
-        acks = self._channels.get(message.channel)
+        channel = _channel_of(message)
+        if channel is None:
+            logger.warning(
+                "could not ack a message: its channel is gone, the broker will deliver it again"
+            )
+            return
+        acks = self._channels.get(channel)
         tag = message.delivery_tag
         if acks is None or tag is None:  # not seen arriving: acked on its own
             self._send(None, [message])
@@ -80,7 +87,8 @@ class AckBatcher:
     def settled(self, message: AbstractIncomingMessage) -> None:
         """The delivery was settled another way, and that frame was written (or its channel
         is gone)."""
-        acks = self._channels.get(message.channel)
+        channel = _channel_of(message)
+        acks = None if channel is None else self._channels.get(channel)
         if acks is not None and message.delivery_tag is not None:
             acks.unsettled.discard(message.delivery_tag)
             if acks.pending:
@@ -124,6 +132,14 @@ class AckBatcher:
         self._last = sending
         self._sending.add(sending)
         sending.add_done_callback(self._sending.discard)
+
+
+def _channel_of(message: AbstractIncomingMessage) -> Any:
+    """The message's channel; None once it is closed (aio-pika raises then)."""
+    try:
+        return message.channel
+    except CHANNEL_GONE:
+        return None
 
 
 async def _send_acks(

@@ -119,3 +119,26 @@ async def test_batched_acks_with_a_dead_letter_between_settle_everything_once(
             await asyncio.wait_for(again.receive(), 1.0)
     finally:
         await again.close()
+
+
+class GoneMessage(Message):
+    """A message whose channel closed: aio-pika raises when it is asked for the channel."""
+
+    @property
+    def channel(self) -> Channel:
+        from dispytch.rabbitmq._amqp import aiormq
+
+        raise aiormq.exceptions.ChannelInvalidStateError()
+
+    @channel.setter
+    def channel(self, value: Channel) -> None:
+        pass
+
+
+async def test_an_ack_after_the_channel_closed_is_dropped_not_raised() -> None:
+    batcher = AckBatcher()
+    gone = GoneMessage(Channel(), 1)
+    batcher.delivered(gone)  # type: ignore[arg-type]
+    batcher.ack(gone)  # type: ignore[arg-type]
+    batcher.settled(gone)  # type: ignore[arg-type]
+    await settle_round(batcher)
