@@ -20,6 +20,7 @@ Rounds alternate between the two sides; medians are printed.
 
     scripts/brokers start kafka
     .venv/bin/python benchmarks/kafka_throughput.py [--events 20000] [--rounds 5] [--publish 5000]
+        [--partitions 4]      (--publish 0: consume only)
 """
 
 from __future__ import annotations
@@ -247,9 +248,10 @@ async def main() -> None:
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--publish", type=int, default=5_000)
+    parser.add_argument("--partitions", type=int, default=PARTITIONS, help="of the consumed topic")
     args = parser.parse_args()
 
-    topic = await create_topic(PARTITIONS)
+    topic = await create_topic(args.partitions)
     await fill(topic, args.events)
     ours, theirs = await alternate(
         args.rounds,
@@ -258,6 +260,7 @@ async def main() -> None:
     )
     out = await create_topic(PARTITIONS)
     publish: dict[str, tuple[int, tuple[list[Any], list[Any]]]] = {}
+    publish_rounds = args.rounds if args.publish else 0  # --publish 0: consume only
     for client in ("owned", "user"):
         for batched, count, name in (
             (False, args.publish // 10, "emit"),
@@ -266,7 +269,7 @@ async def main() -> None:
             publish[f"{name}, {client} client"] = (
                 count,
                 await alternate(
-                    args.rounds,
+                    publish_rounds,
                     lambda c=client, b=batched, n=count: publish_dispytch(out, n, b, c),
                     lambda b=batched, n=count: publish_by_hand(out, n, b),
                 ),
@@ -275,12 +278,13 @@ async def main() -> None:
         medians(ours),
         medians(theirs),
     )
-    print(f"Kafka at {BOOTSTRAP}, {PARTITIONS} partitions, medians of {args.rounds} rounds")
+    print(f"Kafka at {BOOTSTRAP}, {args.partitions} partitions, medians of {args.rounds} rounds")
     print(f"{'events/s':<30} {'dispytch':>12} {'aiokafka':>12} {'ratio':>8}")
     print(row("consume (listener), total", args.events, our_total, their_total))
     print(row("consume, steady state", args.events, our_steady, their_steady))
     for name, (count, results) in publish.items():
-        print(row(name, count, *map(statistics.median, results)))
+        if args.publish:
+            print(row(name, count, *map(statistics.median, results)))
     print(
         f"start-up (start() to the first event): dispytch {our_start * 1000:.0f} ms, "
         f"aiokafka {their_start * 1000:.0f} ms (a new group each round; no retry topic is "

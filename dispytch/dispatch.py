@@ -26,6 +26,7 @@ from dispytch.backends.base import Delivery
 from dispytch.envelope import Envelope
 from dispytch.errors import UnknownContentTypeError
 from dispytch.middleware.context import MessageContext
+from dispytch.one_pass import OnePassDecoder
 from dispytch.outcomes import (
     GIVEN_BACK,
     HANDLED,
@@ -35,13 +36,13 @@ from dispytch.outcomes import (
     dead_lettered,
 )
 from dispytch.reasons import DeadLetterReason, attempt_of, dead_letter_headers, reason_for
-from dispytch.received import Message, Run, new_event
+from dispytch.received import Bodies, Message, Run, new_event
 from dispytch.retrying import Retrier
 from dispytch.routing.group import HandlerSpec
 from dispytch.routing.router import Match, Router, Segments
 from dispytch.scheduling import is_failure
 from dispytch.serialization.base import CONTENT_TYPE_HEADER
-from dispytch.serialization.codec import Codec, media_type
+from dispytch.serialization.codec import JSON_CONTENT_TYPE, Codec, JSONCodec, media_type
 
 logger = logging.getLogger("dispytch.listener")
 
@@ -71,6 +72,14 @@ class Dispatcher:
         self.only_codec = only_codec
         self.dead_letter_unhandled = dead_letter_unhandled
         self.retrier = Retrier()
+        #: reads JSON messages in one pass where it may (None: another codec decodes them)
+        self.one_pass = (
+            OnePassDecoder(router.body_types)
+            if only_codec is None
+            and type(self.default_codec) is JSONCodec
+            and type(self.codecs.get(JSON_CONTENT_TYPE)) is JSONCodec
+            else None
+        )
         #: the message middleware chain, composed when the listener starts (None: no middleware)
         self.message_chain: Callable[[MessageContext], Awaitable[Any]] | None = None
 
@@ -94,14 +103,15 @@ class Dispatcher:
         outcome = decided
         if outcome is None:
             try:
-                content_type = delivery.headers.get(CONTENT_TYPE_HEADER)
-                codec = (
-                    self.default_codec
-                    if content_type is None
-                    else self.codecs.get(content_type) or self._codec_for(content_type)
-                )
-                decoded = codec.decode(delivery.value, delivery.headers)
-                envelope: Envelope = decoded if type(decoded) is tuple else await decoded  # type: ignore[misc]
+                # one pass over the bytes where the topic allows it, else the codec's way:
+                # the same envelope, and bodies validated ahead (see one_pass.py)
+                read = None if self.one_pass is None else self.one_pass.decode(delivery)
+                if read is not None:
+                    envelope, bodies = read
+                else:
+                    bodies = None
+                    decoded = self._codec_decode(delivery)
+                    envelope = decoded if type(decoded) is tuple else await decoded  # type: ignore[misc]
             except Exception as exc:
                 outcome = self._undecodable(delivery, exc)
             else:
@@ -112,14 +122,27 @@ class Dispatcher:
                 if not matches:
                     outcome = self._unhandled(delivery, envelope)
                 elif len(matches) > 1:
-                    outcome = await self._run_all(matches, envelope, delivery, attempt)
+                    outcome = await self._run_all(matches, envelope, delivery, attempt, bodies)
                 else:  # the common case: one handler, nothing shared or gathered
                     spec, segments = matches[0]
-                    run = self._prepare(spec, segments, envelope, delivery, attempt, None)
+                    run = self._prepare(spec, segments, envelope, delivery, attempt, bodies)
                     if type(run) is Outcome:
                         outcome = run
-                    else:
-                        outcome = await self.retrier.run(spec, delivery, run, segments, attempt)  # type: ignore[arg-type]
+                    else:  # `Retrier.run` inlined: the first attempt, the retry layer after it
+                        try:
+                            await spec.attempt(run, segments, attempt)  # type: ignore[arg-type]
+                            outcome = HANDLED
+                        except (Exception, asyncio.CancelledError) as exc:
+                            if not is_failure(exc):
+                                raise
+                            outcome = await self.retrier.after_failure(
+                                spec,
+                                delivery,
+                                run,
+                                segments,  # type: ignore[arg-type]
+                                attempt,
+                                exc,
+                            )
         # settle: the only place that acks, dead-letters or gives back
         if context is not None:
             if context.outcome is not None:
@@ -133,7 +156,8 @@ class Dispatcher:
             context.outcome = outcome
         if outcome.kind in _SETTLED_BY_ACK:
             try:
-                await delivery.ack()
+                if not delivery.ack_now():  # where acking awaits nothing, no coroutine for it
+                    await delivery.ack()
             except (Exception, asyncio.CancelledError) as error:  # a client's cancelled future
                 if not is_failure(error):
                     raise
@@ -146,6 +170,16 @@ class Dispatcher:
         elif outcome is GIVEN_BACK:
             await self.retrier.give_back(delivery)
         # retried_later: the copy's `retry_later` settled the delivery already
+
+    def _codec_decode(self, delivery: Delivery) -> Envelope | Awaitable[Envelope]:
+        """The envelope as the message's codec reads it (chosen by its content type)."""
+        content_type = delivery.headers.get(CONTENT_TYPE_HEADER)
+        codec = (
+            self.default_codec
+            if content_type is None
+            else self.codecs.get(content_type) or self._codec_for(content_type)
+        )
+        return codec.decode(delivery.value, delivery.headers)
 
     def _undecodable(self, delivery: Delivery, exc: Exception) -> Outcome:
         logger.error(
@@ -166,12 +200,19 @@ class Dispatcher:
         return codec
 
     async def _run_all(
-        self, matches: Sequence[Match], envelope: Envelope, delivery: Delivery, attempt: int
+        self,
+        matches: Sequence[Match],
+        envelope: Envelope,
+        delivery: Delivery,
+        attempt: int,
+        bodies: Bodies | None,
     ) -> Outcome:
         """Run every matching handler concurrently, each to success or final failure; return
         once all of them have finished (a failing one does not cancel the others), so that the
-        message is settled once and never while one of its handlers still runs."""
-        bodies: dict[type[BaseModel] | None, Any] = {}  # validated once for all handlers
+        message is settled once and never while one of its handlers still runs. `bodies`:
+        validated already (one-pass decoding)."""
+        if bodies is None:
+            bodies = {}  # validated once for all handlers
         results = await asyncio.gather(
             *(self._run(match, envelope, delivery, attempt, bodies) for match in matches),
             return_exceptions=True,
@@ -191,7 +232,7 @@ class Dispatcher:
         envelope: Envelope,
         delivery: Delivery,
         attempt: int,
-        bodies: dict[type[BaseModel] | None, Any],
+        bodies: Bodies,
     ) -> Outcome:
         """One of several handlers, from its input's validation to its final outcome."""
         spec, segments = match
@@ -207,11 +248,11 @@ class Dispatcher:
         envelope: Envelope,
         delivery: Delivery,
         attempt: int,
-        bodies: dict[type[BaseModel] | None, Any] | None,
+        bodies: Bodies | None,
     ) -> Run | Outcome:
         """What the handler is called with, once what it asks for is valid; else the outcome
         (dead-lettered: invalid input is not retried). `bodies`: validated bodies shared with
-        the other handlers of the delivery (None: this is the only one)."""
+        the other handlers of the delivery, or validated by one-pass decoding (None: none)."""
         if isinstance(segments, Exception):
             return self._invalid(spec, delivery, envelope, attempt, segments, "topic segment")
         plan = spec.plan

@@ -13,6 +13,9 @@ from dispytch.events import Event
 
 _new_object = object.__new__
 
+#: validated bodies by body type (None: the raw body)
+Bodies = dict[type[BaseModel] | None, Any]
+
 
 class Message:
     """One decoded delivery, as a handler whose Event parameters want several body types sees
@@ -26,7 +29,7 @@ class Message:
         envelope: Envelope,
         delivery: Delivery,
         attempt: int,
-        bodies: dict[type[BaseModel] | None, Any],
+        bodies: Bodies,
     ) -> None:
         self.envelope = envelope
         self.id, self.type = envelope[0], envelope[1]

@@ -104,6 +104,8 @@ class HandlerRegistry:
         middleware = tuple(self._handler_middleware)
         self._router.bind(lambda spec: bind(spec, middleware, overrides))
         dispatcher = self._dispatcher
+        if dispatcher.one_pass is not None:
+            dispatcher.one_pass.reset()
         dispatcher.message_chain = (
             compose(self._message_middleware, dispatcher.innermost)
             if self._message_middleware

@@ -61,18 +61,32 @@ class Retrier:
         attempt: int,
     ) -> Outcome:
         """Call the handler (attempt `attempt` first) until it succeeds or fails for good.
-        `run` is what it is called with (it carries the event's `id` and `type`)."""
+        `run` is what it is called with (it carries the event's `id` and `type`).
+        `Dispatcher.handle` makes the first attempt itself for a message with one handler (a
+        coroutine less per message) and calls `after_failure` when it fails."""
+        try:
+            await spec.attempt(run, segments, attempt)
+        except (Exception, asyncio.CancelledError) as exc:
+            if not is_failure(exc):
+                raise
+            return await self.after_failure(spec, delivery, run, segments, attempt, exc)
+        return HANDLED
+
+    async def after_failure(
+        self,
+        spec: HandlerSpec,
+        delivery: Delivery,
+        run: Any,
+        segments: tuple[Any, ...],
+        attempt: int,
+        error: BaseException,
+    ) -> Outcome:
+        """Attempt `attempt` failed with `error`: retry per the handler's policy until an
+        attempt succeeds or it fails for good."""
         call: AttemptCall = spec.attempt
         policy = spec.retry
         delayed = policy.delayed and self.delayed_supported
         while True:
-            try:
-                await call(run, segments, attempt)
-                return HANDLED
-            except (Exception, asyncio.CancelledError) as exc:
-                if not is_failure(exc):
-                    raise
-                error: BaseException = exc
             if not policy.should_retry(error, attempt):
                 return await self._failed(spec, delivery, run, attempt, error)
             if delayed and not self.stopping:
@@ -104,6 +118,13 @@ class Retrier:
             if await self.wait(delay):
                 return GIVEN_BACK
             attempt += 1
+            try:
+                await call(run, segments, attempt)
+                return HANDLED
+            except (Exception, asyncio.CancelledError) as exc:
+                if not is_failure(exc):
+                    raise
+                error = exc
 
     async def _failed(
         self, spec: HandlerSpec, delivery: Delivery, run: Any, attempts: int, error: BaseException

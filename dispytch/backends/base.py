@@ -120,6 +120,13 @@ class Delivery(abc.ABC):
     async def ack(self) -> None:
         """The message is done with: the broker must not deliver it again."""
 
+    def ack_now(self) -> bool:
+        """Optional: do what `ack()` does without awaiting anything, when this delivery can
+        (its ack is bookkeeping in this process: an offset to commit later, a message to
+        forget); True if it did. The listener tries it before `ack()`, so that settling costs
+        no coroutine per message; False (the default) makes it await `ack()`."""
+        return False
+
     @abc.abstractmethod
     async def nack(self, *, delay: float | None = None) -> None:
         """Have the broker deliver the message again (after `delay` seconds if given and the

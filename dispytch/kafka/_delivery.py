@@ -132,15 +132,20 @@ class KafkaDelivery(Delivery):
         return self._raw_headers
 
     async def ack(self) -> None:
-        # inlined settlement (this runs for every record): a revoked partition's offsets are
-        # no longer looked at, so discarding from them does no harm
+        self.ack_now()
+
+    def ack_now(self) -> bool:
+        # the offset is committed later (`_commit`): settling it is bookkeeping. Inlined (this
+        # runs for every record): a revoked partition's offsets are no longer looked at, so
+        # discarding from them does no harm
         if self._settled:
-            return
+            return True
         self._settled = True
         self._offsets.in_flight.discard(self.offset)
         notify = self._committer.notify
         if notify is not None:
             notify()
+        return True
 
     async def nack(self, *, delay: float | None = None) -> None:
         if not self._settled:

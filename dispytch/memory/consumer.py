@@ -45,6 +45,9 @@ class InMemoryDelivery(Delivery):
         )
 
     async def ack(self) -> None:
+        self.ack_now()
+
+    def ack_now(self) -> bool:
         if not self._settled and self._consumer._unsettled.pop(self, _GONE) is not _GONE:
             self._settled = True
             queue = self._consumer._queue
@@ -52,6 +55,7 @@ class InMemoryDelivery(Delivery):
                 queue.settle(self._message)
         else:
             self._claim("ack")
+        return True
 
     async def nack(self, *, delay: float | None = None) -> None:
         if not self._claim("nack"):

@@ -11,6 +11,7 @@ from typing import Any
 from dispytch.backends.base import Capabilities, Consumer, Delivery, ListenerNeeds, Subscription
 from dispytch.credentials import masked, url_secrets
 from dispytch.errors import BackendError, BrokerUnavailableError, ConsumerStoppedError
+from dispytch.rabbitmq._acks import AckBatcher
 from dispytch.rabbitmq._amqp import (
     AbstractChannel,
     AbstractConnection,
@@ -86,6 +87,7 @@ class RabbitMQConsumer(Consumer):
         #: consumer tags being cancelled because a delivery reached them after stop()
         self._refusing: dict[str, asyncio.Future[None]] = {}
         self._settlement: Settlement | None = None
+        self._acks: AckBatcher | None = None
         #: the listener's topic delimiter (from the subscriptions), for reading topics back
         self._delimiter: str | None = None
         self._started = False
@@ -194,7 +196,11 @@ class RabbitMQConsumer(Consumer):
                 )
             await self._set_qos()
             dlx = await declare_dead_letters(dlx_channel, self._dlx_name, self._dlq_name)
-            self._settlement = Settlement(dlx, dlx_channel, self._publish_timeout, self._forget)
+            # acks are batched on the channel this consumer opened (nobody else consumes there)
+            self._acks = AckBatcher() if self._url is not None else None
+            self._settlement = Settlement(
+                dlx, dlx_channel, self._publish_timeout, self._forget, self._acks
+            )
             for queue in self._queues:
                 tag = await queue.consume(self._callback_for(queue))
                 self._consumers.append((queue, tag))
@@ -254,6 +260,8 @@ class RabbitMQConsumer(Consumer):
         name = queue.name
 
         async def on_message(message: AbstractIncomingMessage) -> None:
+            if self._acks is not None:
+                self._acks.delivered(message)
             if self._stopped:
                 await self._refuse(queue, message)
                 return
@@ -272,7 +280,7 @@ class RabbitMQConsumer(Consumer):
                 cancelling = asyncio.ensure_future(self._cancel(queue, tag))
                 self._refusing[tag] = cancelling
             await asyncio.shield(cancelling)
-        await _requeue(message)
+        await _requeue(message, self._acks)
 
     async def receive(self) -> Delivery:
         if self._settlement is None and not self._stopped:
@@ -352,7 +360,7 @@ class RabbitMQConsumer(Consumer):
         while not self._buffer.empty():
             item = self._buffer.get_nowait()
             if item is not _STOP:
-                await _requeue(item[0])
+                await _requeue(item[0], self._acks)
 
     async def close(self) -> None:
         try:
@@ -362,6 +370,8 @@ class RabbitMQConsumer(Consumer):
                 if not delivery.settled:
                     await delivery.nack()
             self._unsettled.clear()
+            if self._acks is not None:
+                await self._acks.drain()  # acked messages must not come back
             if self._connection is not None:
                 connection, self._connection = self._connection, None
                 self._publish_channel = None
@@ -377,8 +387,10 @@ def _channel_closed(message: AbstractIncomingMessage) -> bool:
         return True
 
 
-async def _requeue(message: AbstractIncomingMessage) -> None:
+async def _requeue(message: AbstractIncomingMessage, acks: AckBatcher | None) -> None:
     try:
         await message.nack(requeue=True)
     except CONNECTION_ERRORS as error:
         logger.debug("requeue failed (the broker redelivers anyway): %r", error)
+    if acks is not None:
+        acks.settled(message)

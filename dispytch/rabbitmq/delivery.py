@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from dispytch.backends.base import Delivery
+from dispytch.rabbitmq._acks import CHANNEL_GONE, AckBatcher
 from dispytch.rabbitmq._amqp import (
     AbstractChannel,
     AbstractExchange,
     AbstractIncomingMessage,
     aio_pika,
-    aiormq,
 )
 from dispytch.rabbitmq._publish import publish_confirmed
 from dispytch.rabbitmq._routing import delivered_routing_key, delivered_topic
@@ -32,15 +32,6 @@ from dispytch.rabbitmq.topology import declare_delay_queue, delay_bucket_ms
 
 logger = logging.getLogger("dispytch.rabbitmq")
 
-#: the message's channel died (connection lost, consumer closed): the broker has already put
-#: the message back and will deliver it again, so a late settlement is dropped, not raised
-_CHANNEL_GONE = (
-    aiormq.exceptions.ChannelInvalidStateError,
-    aiormq.exceptions.AMQPConnectionError,
-    aiormq.exceptions.ChannelClosed,
-    ConnectionError,
-)
-
 
 @dataclass(frozen=True, slots=True)
 class Settlement:
@@ -54,6 +45,8 @@ class Settlement:
     publish_timeout: float | None
     #: called once a delivery is settled (the consumer tracks unsettled ones)
     on_settled: Callable[[RabbitMQDelivery], None]
+    #: sends acks in batches (None: one basic.ack per delivery; see `_acks`)
+    acks: AckBatcher | None = None
 
 
 class RabbitMQDelivery(Delivery):
@@ -93,7 +86,20 @@ class RabbitMQDelivery(Delivery):
         return None if earlier is None else earlier + 1
 
     async def ack(self) -> None:
-        await self._settle("ack", self._message.ack)
+        if not self.ack_now():
+            await self._settle("ack", self._message.ack)
+
+    def ack_now(self) -> bool:
+        acks = self._settlement.acks
+        if acks is None:
+            return False
+        if self._settled:
+            logger.debug("ack of an already settled message from %r ignored", self._queue)
+            return True
+        self._settled = True
+        self._settlement.on_settled(self)
+        acks.ack(self._message)  # sent with the others of this loop iteration
+        return True
 
     async def nack(self, *, delay: float | None = None) -> None:
         if delay is None or delay <= 0:
@@ -167,7 +173,7 @@ class RabbitMQDelivery(Delivery):
         self._settlement.on_settled(self)
         try:
             await settle()
-        except _CHANNEL_GONE as error:
+        except CHANNEL_GONE as error:
             logger.warning(
                 "could not %s a message from %r (%s): its channel is gone, "
                 "the broker will deliver it again",
@@ -175,6 +181,9 @@ class RabbitMQDelivery(Delivery):
                 self._queue,
                 error,
             )
+        finally:
+            if self._settlement.acks is not None:  # written: batched acks may pass it now
+                self._settlement.acks.settled(self._message)
 
     @property
     def settled(self) -> bool:

@@ -6,6 +6,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import BaseModel
+
 from dispytch.errors import HandlerRegistrationError
 from dispytch.routing.group import ANY_EVENT, HandlerSpec, segment_names
 from dispytch.routing.patterns import Subscription
@@ -104,14 +106,31 @@ class Router:
             yield from routes
         yield from self._patterns
 
-    def _find(self, topic: str, event_type: str) -> tuple[Match, ...]:
+    def body_types(self, topic: str) -> dict[str, type[BaseModel] | None] | None:
+        """For each event type handled on `topic`, the one body type its handlers want (None:
+        the raw body); None when there is no such answer: a handler on the topic takes any
+        event type ("*"), or an event type's handlers want different or several body types."""
+        found: dict[str, type[BaseModel] | None] = {}
+        for route in self._candidates(topic):
+            plan = route.bound.plan
+            if route.spec.event == ANY_EVENT or not plan.single_event:
+                return None
+            if found.setdefault(route.spec.event, plan.body_type) is not plan.body_type:
+                return None
+        return found
+
+    def _candidates(self, topic: str) -> list[_Route]:
+        """The routes whose topic matches `topic`."""
         candidates = list(self._literal.get(topic, ()))
-        parts: list[str] | None = None
         for route in self._patterns:
             if route.subscription.matches(topic):
                 candidates.append(route)
+        return candidates
+
+    def _find(self, topic: str, event_type: str) -> tuple[Match, ...]:
+        parts: list[str] | None = None
         matches: list[Match] = []
-        for route in candidates:
+        for route in self._candidates(topic):
             if route.spec.event != event_type and route.spec.event != ANY_EVENT:
                 continue
             spec = route.bound

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 #: (value, headers to add to the message)
 Encoded = tuple[bytes, Mapping[str, str]]
 NO_HEADERS: Mapping[str, str] = {}
+JSON_CONTENT_TYPE = "application/json"
 
 
 @runtime_checkable
@@ -47,7 +48,7 @@ class Codec(Protocol):
 class JSONCodec:
     """The 0.10 envelope as JSON: the default."""
 
-    content_type = "application/json"
+    content_type = JSON_CONTENT_TYPE
 
     def encode(self, envelope: Mapping[str, Any], event: EventBase) -> Encoded:
         return to_json(envelope), NO_HEADERS
