@@ -46,7 +46,7 @@ from workload import UserRegistered, envelope
 BOOTSTRAP = os.environ.get("DISPYTCH_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
 TOPIC = "users"
 CHUNK = 10_000
-MODES = ("off", "metrics", "tracing", "both")
+MODES = ("off", "metrics", "tracing", "both", "sdk by hand")
 #: sampled by the emitter (flags 01): the consumer's span is recorded and exported
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 #: not sampled (flags 00): the consumer's span is not recorded (the default parent-based sampler)
@@ -70,22 +70,72 @@ def instrument(listener: Any, mode: str) -> None:
 
         PrometheusMetrics(CollectorRegistry()).instrument(listener)
     if mode in ("tracing", "both", "both unsampled"):
-        from opentelemetry.sdk.trace import TracerProvider
-        from opentelemetry.sdk.trace.export import (
-            BatchSpanProcessor,
-            SpanExporter,
-            SpanExportResult,
-        )
-
-        class Discard(SpanExporter):
-            def export(self, spans: Sequence[Any]) -> SpanExportResult:
-                return SpanExportResult.SUCCESS
-
         from dispytch.observability.tracing import trace_listener
 
-        provider = TracerProvider()
-        provider.add_span_processor(BatchSpanProcessor(Discard(), max_queue_size=100_000))
-        trace_listener(listener, tracer_provider=provider)
+        trace_listener(listener, tracer_provider=tracer_provider())
+    if mode.startswith("sdk"):
+        trace_by_hand(listener, tracer_provider())
+    if mode == "empty layers":  # what the middleware layers cost by themselves (the core's)
+
+        async def passing(context: Any, call_next: Any) -> Any:
+            return await call_next()
+
+        listener.message_middleware(passing)
+        listener.handler_middleware(passing)
+
+
+def tracer_provider() -> Any:
+    """What production uses: the SDK's TracerProvider (its default sampler, parent-based
+    always-on, or what OTEL_TRACES_SAMPLER says) and a BatchSpanProcessor, with an exporter
+    that discards the spans (the queueing is measured, not a network)."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+    class Discard(SpanExporter):
+        def export(self, spans: Sequence[Any]) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(Discard(), max_queue_size=100_000))
+    return provider
+
+
+def trace_by_hand(listener: Any, provider: Any) -> None:
+    """The reference: what a user would write with the SDK alone, as a plain message
+    middleware (the same place in the listener as Dispytch's): extract the context from the
+    headers, one CONSUMER span per message with the same attributes, current while the
+    handler runs, ended. What it costs over "off" is the SDK's; "tracing" over it, Dispytch's."""
+    from opentelemetry import propagate
+    from opentelemetry.trace import SpanKind
+
+    tracer = provider.get_tracer("by-hand")
+    propagator = propagate.get_global_textmap()
+
+    async def traced(message: Any, call_next: Any) -> Any:
+        delivery = message.delivery
+        parent = propagator.extract(delivery.headers)
+        attributes = {
+            "messaging.system": "dispytch_memory",
+            "messaging.destination.name": delivery.topic,
+            "messaging.operation.type": "process",
+            "messaging.operation.name": "process",
+            "messaging.consumer.group.name": "bench",
+            "messaging.message.body.size": len(delivery.value),
+        }
+        with tracer.start_as_current_span(
+            f"process {delivery.topic}", context=parent, kind=SpanKind.CONSUMER,
+            attributes=attributes,
+        ) as span:  # fmt: skip
+            try:
+                return await call_next()
+            finally:
+                span.set_attributes({
+                    "messaging.message.id": message.event_id or "",
+                    "dispytch.event.type": message.event_type or "",
+                    "dispytch.outcome": message.outcome.kind if message.outcome else "unsettled",
+                })  # fmt: skip
+
+    listener.message_middleware(traced)
 
 
 def build(consumer: Any, mode: str, on_event: Callable[[], None], topic: str = TOPIC) -> Any:
@@ -213,7 +263,9 @@ def main() -> None:
     parser.add_argument("--no-kafka", action="store_true")
     parser.add_argument("--not-installed", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument(
-        "--single", choices=(*MODES, "both unsampled"), help="one round of one mode, in memory"
+        "--single",
+        choices=(*MODES, "both unsampled", "sdk by hand unsampled", "empty layers"),
+        help="one round of one mode, in memory",
     )
     args = parser.parse_args()
     payloads = [envelope(n) for n in range(args.events)]
@@ -228,7 +280,9 @@ def main() -> None:
         print(json.dumps(rates))
         return
 
-    memory: dict[str, list[float]] = {mode: [] for mode in (*MODES, "both unsampled")}
+    memory: dict[str, list[float]] = {
+        mode: [] for mode in (*MODES, "both unsampled", "sdk by hand unsampled")
+    }
     memory["not installed"] = []
     for _ in range(args.rounds):  # each round: every mode here, then one in a child process
         for mode, rates in asyncio.run(memory_rounds(payloads, [*memory][:-1], 1)).items():
