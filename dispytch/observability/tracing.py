@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from dispytch.errors import MissingExtraError
 from dispytch.observability import attributes as attr
-from dispytch.observability.labels import Labels
+from dispytch.observability.labels import CACHE_LIMIT, Labels
 
 try:
     from opentelemetry import context as otel_context
@@ -47,8 +47,6 @@ _SCOPE = "dispytch"
 _EMPTY = otel_context.Context()
 #: longest error message kept on a span (it may quote the message)
 _MAX_MESSAGE = 500
-#: topics whose span name and attributes are remembered (beyond that, built each time)
-_CACHE_LIMIT = 1024
 
 
 def _tracer(tracer_provider: trace.TracerProvider | None) -> trace.Tracer:
@@ -168,7 +166,7 @@ class TraceMessages:
         if destination != topic:
             attributes[attr.DESTINATION_TEMPLATE] = destination
         known = (f"process {destination}", attributes)
-        if len(self._by_topic) < _CACHE_LIMIT:
+        if len(self._by_topic) < CACHE_LIMIT:
             self._by_topic[topic] = known
         return known
 
