@@ -7,7 +7,17 @@ Modes, alternating round by round in one process:
 - metrics: `PrometheusMetrics` (its own registry) on the listener;
 - tracing: `trace_listener` with the SDK's TracerProvider and a BatchSpanProcessor whose
   exporter discards the spans (what span creation, attributes and export queueing cost);
-- both: tracing and metrics.
+- both: tracing and metrics;
+- sdk by hand, sdk floor: no Dispytch tracing, a message middleware written by hand with the
+  same SDK setup (`tracer_provider()`) and the same span (context extracted from the headers,
+  one CONSUMER span per message, the same attributes, current while the handler runs):
+  "by hand" with `start_as_current_span` as in the SDK's examples, "floor" with `start_span`
+  and `context.attach`/`detach`, the cheapest way through the API. What "floor" costs over
+  "off" is the SDK's own price; what "tracing" costs over "floor" is Dispytch's;
+- "... unsampled": the `traceparent` says not sampled (the SDK's default parent-based sampler
+  then creates a non-recording span);
+- empty layers (`--single` only): a message and a handler-call middleware that only call
+  `call_next`, what the core's middleware layers cost by themselves.
 Every message carries a `traceparent` header (an emitter's trace), so extracting it is part of
 the work. The work per event is the other benchmarks' (tests/benchmarks/workload.py): decode
 the envelope, validate a small nested body, call the handler.
@@ -24,7 +34,26 @@ Timings on a shared machine vary more than some of the effects; instructions per
     for n in 500 2500; do valgrind --tool=callgrind --callgrind-out-file=/dev/null \
         .venv/bin/python benchmarks/observability_overhead.py --single metrics --events $n; done
 
-(the difference of the two counts, divided by 2000, is the instructions per event).
+(the difference of the two counts, divided by 2000, is the instructions per event; they
+include building and publishing the message, the same in every mode: compare differences).
+Counted with valgrind 3, CPython 3.11, opentelemetry-sdk 1.45, 300 and 1300 events, in
+thousands of instructions per event; "before": the first observability code, "after": with
+the span name and attributes built once per topic and the metrics' look-ups cut (the
+references "sdk ..." and "empty layers" do not run Dispytch's observability code):
+
+    mode                    before   after   over off (after)
+    off                      158.5   158.1
+    empty layers                     173.5    +15.0  (the core's two middleware layers)
+    metrics                  184.9   184.1    +25.6  (so ~10.6 k Dispytch's own counting)
+    sdk floor                        424.1   +265.6  (the SDK itself)
+    sdk by hand                      451.8   +293.3  (the SDK, as in its examples)
+    tracing                  436.7   435.7   +277.2  (Dispytch: +11.6 k over the floor)
+    both                     460.2   452.0   +293.5
+    sdk floor unsampled              265.7   +107.2  (the SDK, non-recording span)
+    both unsampled           298.6   295.0   +136.5  (metrics +25.6, tracing ~+111)
+
+Counts move by a few thousand from run to run (the export thread, hash seeds); "over off" is
+against 158.5.
 """
 
 from __future__ import annotations
@@ -46,7 +75,7 @@ from workload import UserRegistered, envelope
 BOOTSTRAP = os.environ.get("DISPYTCH_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
 TOPIC = "users"
 CHUNK = 10_000
-MODES = ("off", "metrics", "tracing", "both")
+MODES = ("off", "metrics", "tracing", "both", "sdk by hand", "sdk floor")
 #: sampled by the emitter (flags 01): the consumer's span is recorded and exported
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 #: not sampled (flags 00): the consumer's span is not recorded (the default parent-based sampler)
@@ -70,22 +99,92 @@ def instrument(listener: Any, mode: str) -> None:
 
         PrometheusMetrics(CollectorRegistry()).instrument(listener)
     if mode in ("tracing", "both", "both unsampled"):
-        from opentelemetry.sdk.trace import TracerProvider
-        from opentelemetry.sdk.trace.export import (
-            BatchSpanProcessor,
-            SpanExporter,
-            SpanExportResult,
-        )
-
-        class Discard(SpanExporter):
-            def export(self, spans: Sequence[Any]) -> SpanExportResult:
-                return SpanExportResult.SUCCESS
-
         from dispytch.observability.tracing import trace_listener
 
-        provider = TracerProvider()
-        provider.add_span_processor(BatchSpanProcessor(Discard(), max_queue_size=100_000))
-        trace_listener(listener, tracer_provider=provider)
+        trace_listener(listener, tracer_provider=tracer_provider())
+    if mode.startswith("sdk"):
+        trace_by_hand(listener, tracer_provider(), cheapest="floor" in mode)
+    if mode == "empty layers":  # what the middleware layers cost by themselves (the core's)
+
+        async def passing(context: Any, call_next: Any) -> Any:
+            return await call_next()
+
+        listener.message_middleware(passing)
+        listener.handler_middleware(passing)
+
+
+def tracer_provider() -> Any:
+    """What production uses: the SDK's TracerProvider (its default sampler, parent-based
+    always-on, or what OTEL_TRACES_SAMPLER says) and a BatchSpanProcessor, with an exporter
+    that discards the spans (the queueing is measured, not a network)."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+    class Discard(SpanExporter):
+        def export(self, spans: Sequence[Any]) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(Discard(), max_queue_size=100_000))
+    return provider
+
+
+def trace_by_hand(listener: Any, provider: Any, cheapest: bool) -> None:
+    """The reference: what a user would write with the SDK alone, as a plain message
+    middleware (the same place in the listener as Dispytch's): extract the context from the
+    headers, one CONSUMER span per message with the same attributes, current while the
+    handler runs, ended. What it costs over "off" is the SDK's; "tracing" over it, Dispytch's.
+    `cheapest`: `start_span` and `context.attach`/`detach` (the floor) rather than the
+    `start_as_current_span` context manager of the SDK's examples."""
+    from opentelemetry import context, propagate, trace
+    from opentelemetry.trace import SpanKind
+
+    tracer = provider.get_tracer("by-hand")
+    propagator = propagate.get_global_textmap()
+
+    def attributes(delivery: Any) -> dict[str, Any]:
+        return {
+            "messaging.system": "dispytch_memory",
+            "messaging.destination.name": delivery.topic,
+            "messaging.operation.type": "process",
+            "messaging.operation.name": "process",
+            "messaging.consumer.group.name": "bench",
+            "messaging.message.body.size": len(delivery.value),
+        }
+
+    def found(message: Any) -> dict[str, Any]:
+        return {
+            "messaging.message.id": message.event_id or "",
+            "dispytch.event.type": message.event_type or "",
+            "dispytch.outcome": message.outcome.kind if message.outcome else "unsettled",
+        }
+
+    async def as_in_the_examples(message: Any, call_next: Any) -> Any:
+        delivery = message.delivery
+        parent = propagator.extract(delivery.headers)
+        with tracer.start_as_current_span(
+            f"process {delivery.topic}", parent, SpanKind.CONSUMER, attributes(delivery)
+        ) as span:
+            try:
+                return await call_next()
+            finally:
+                span.set_attributes(found(message))
+
+    async def cheapest_way(message: Any, call_next: Any) -> Any:
+        delivery = message.delivery
+        parent = propagator.extract(delivery.headers)
+        span = tracer.start_span(
+            f"process {delivery.topic}", parent, SpanKind.CONSUMER, attributes(delivery)
+        )
+        token = context.attach(trace.set_span_in_context(span, parent))
+        try:
+            return await call_next()
+        finally:
+            context.detach(token)
+            span.set_attributes(found(message))
+            span.end()
+
+    listener.message_middleware(cheapest_way if cheapest else as_in_the_examples)
 
 
 def build(consumer: Any, mode: str, on_event: Callable[[], None], topic: str = TOPIC) -> Any:
@@ -213,7 +312,9 @@ def main() -> None:
     parser.add_argument("--no-kafka", action="store_true")
     parser.add_argument("--not-installed", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument(
-        "--single", choices=(*MODES, "both unsampled"), help="one round of one mode, in memory"
+        "--single",
+        choices=(*MODES, "both unsampled", "sdk floor unsampled", "empty layers"),
+        help="one round of one mode, in memory",
     )
     args = parser.parse_args()
     payloads = [envelope(n) for n in range(args.events)]
@@ -228,7 +329,9 @@ def main() -> None:
         print(json.dumps(rates))
         return
 
-    memory: dict[str, list[float]] = {mode: [] for mode in (*MODES, "both unsampled")}
+    memory: dict[str, list[float]] = {
+        mode: [] for mode in (*MODES, "both unsampled", "sdk floor unsampled")
+    }
     memory["not installed"] = []
     for _ in range(args.rounds):  # each round: every mode here, then one in a child process
         for mode, rates in asyncio.run(memory_rounds(payloads, [*memory][:-1], 1)).items():

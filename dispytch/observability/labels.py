@@ -16,7 +16,7 @@ from dispytch.routing.patterns import Subscription
 #: the label of a topic or event type outside the known set
 OTHER = "other"
 #: concrete topics remembered with their pattern (beyond that, matched each time)
-_CACHE_LIMIT = 1024
+CACHE_LIMIT = 1024
 #: event timestamps further ahead than this (seconds; clock skew) are not believed
 MAX_CLOCK_SKEW = 60.0
 
@@ -32,7 +32,8 @@ class Labels:
         self._wildcards = sorted(
             (sub for sub in subscriptions if not sub.is_literal), key=lambda sub: sub.pattern
         )
-        self._event_types = frozenset(event_types) - {"*"}
+        #: the event types labelled as themselves
+        self.event_types = frozenset(event_types) - {"*"}
         self._topics: dict[str, str] = {}
 
     @classmethod
@@ -57,14 +58,14 @@ class Labels:
                 if sub.matches(topic):
                     label = sub.pattern
                     break
-        if len(self._topics) < _CACHE_LIMIT:
+        if len(self._topics) < CACHE_LIMIT:
             self._topics[topic] = label
         return label
 
     def event_type(self, event_type: str | None) -> str:
         if event_type is None:
             return OTHER
-        return event_type if event_type in self._event_types else OTHER
+        return event_type if event_type in self.event_types else OTHER
 
 
 def event_age(timestamp_ms: object, now: float, max_age: float) -> float | None:

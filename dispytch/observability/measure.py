@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any, Protocol
 
-from dispytch.observability.labels import Labels, event_age
+from dispytch.observability.labels import CACHE_LIMIT, OTHER, Labels, event_age
 
 if TYPE_CHECKING:
     from dispytch.emitter import EventEmitter
@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 
 #: handler labels: topic pattern, event type, handler name
 HandlerLabels = tuple[str, str, str]
+
+_clock = time.perf_counter
+_wall_clock = time.time
 
 #: events older than this (seconds) have a timestamp not believed for the latency
 DEFAULT_MAX_EVENT_AGE = 7 * 24 * 3600.0
@@ -74,25 +77,38 @@ class MeasureMessages:
         self._labels: Labels | None = None
         #: by topic label (bounded: the handler patterns and "other")
         self._stats: dict[str, TopicStats] = {}
+        #: by topic as received: its label's numbers (one look-up per message, not three)
+        self._by_topic: dict[str, TopicStats] = {}
+        #: the event types labelled as themselves (known at the first message)
+        self._known_types: frozenset[str] = frozenset()
 
     def labels(self) -> Labels:
         """Built at the first message: the handlers are all registered by then."""
         if self._labels is None:
             self._labels = Labels.of_listener(self._listener, self._event_types)
+            self._known_types = self._labels.event_types
         return self._labels
 
-    async def __call__(self, message: MessageContext, call_next: CallNext) -> Any:
-        labels = self._labels or self.labels()
-        topic = labels.topic(message.delivery.topic)
-        stats = self._stats.get(topic)
+    def _topic_stats(self, topic: str) -> TopicStats:
+        label = self.labels().topic(topic)
+        stats = self._stats.get(label)
         if stats is None:
-            stats = self._stats[topic] = self.recorder.topic_stats(topic)
+            stats = self._stats[label] = self.recorder.topic_stats(label)
+        if len(self._by_topic) < CACHE_LIMIT:
+            self._by_topic[topic] = stats
+        return stats
+
+    async def __call__(self, message: MessageContext, call_next: CallNext) -> Any:
+        topic = message.delivery.topic
+        stats = self._by_topic.get(topic) or self._topic_stats(topic)
         stats.received()
         try:
             return await call_next()
         finally:
             outcome = message.outcome
-            event_type = labels.event_type(message.event_type)
+            event_type = message.event_type
+            if event_type not in self._known_types:  # None too
+                event_type = OTHER
             if outcome is None:
                 stats.settled(event_type, "unsettled", None)
             else:
@@ -123,14 +139,14 @@ class MeasureHandlerCalls:
         stats = found[1] if found and found[0] == handler.topic else self._stats(handler)
         if call.attempt > 1:
             stats.retried()
-        started = time.perf_counter()
+        started = _clock()
         try:
             result = await call_next()
         except BaseException:
-            stats.finished(time.perf_counter() - started, True, None)
+            stats.finished(_clock() - started, True, None)
             raise
-        seconds = time.perf_counter() - started
-        age = event_age(call.event.timestamp, time.time(), self.max_event_age)
+        seconds = _clock() - started
+        age = event_age(call.event.timestamp, _wall_clock(), self.max_event_age)
         if age is None:
             self.recorder.timestamp_ignored()
         stats.finished(seconds, False, age)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from dispytch.errors import MissingExtraError
 from dispytch.observability import attributes as attr
-from dispytch.observability.labels import Labels
+from dispytch.observability.labels import CACHE_LIMIT, Labels
 
 try:
     from opentelemetry import context as otel_context
@@ -132,26 +132,21 @@ class TraceMessages:
         }
         if consumer_group is not None:
             self._common[attr.CONSUMER_GROUP] = consumer_group
+        #: by topic: the span name and the attributes known before the message is read (built
+        #: once per topic, not per message; bounded like the labels' cache)
+        self._by_topic: dict[str, tuple[str, dict[str, Any]]] = {}
         #: a propagator and the header names it reads (asking a composite one builds a set)
         self._fields: tuple[TextMapPropagator | None, frozenset[str]] = (None, frozenset())
 
     async def __call__(self, message: MessageContext, call_next: CallNext) -> Any:
         delivery = message.delivery
         parent = self._extract(delivery.headers)
-        attributes: dict[str, Any] = {
-            **self._common,
-            attr.DESTINATION: delivery.topic,
-            attr.BODY_SIZE: len(delivery.value),
-        }
+        known = self._by_topic.get(delivery.topic) or self._describe(delivery.topic)
+        attributes = known[1].copy()
+        attributes[attr.BODY_SIZE] = len(delivery.value)
         if delivery.metadata:
             attributes.update(attr.metadata_attributes(self.system, delivery.metadata))
-        destination = self._destination(delivery.topic)
-        if destination != delivery.topic:
-            attributes[attr.DESTINATION_TEMPLATE] = destination
-        span = self._tracer.start_span(
-            f"process {destination}", context=parent, kind=SpanKind.CONSUMER,
-            attributes=attributes,
-        )  # fmt: skip
+        span = self._tracer.start_span(known[0], parent, SpanKind.CONSUMER, attributes)
         token = otel_context.attach(trace.set_span_in_context(span, parent))
         try:
             return await call_next()
@@ -163,6 +158,17 @@ class TraceMessages:
             otel_context.detach(token)
             _finish(span, message)
             span.end()
+
+    def _describe(self, topic: str) -> tuple[str, dict[str, Any]]:
+        """The span name of a message on `topic`, and its attributes known from the topic."""
+        destination = self._destination(topic)
+        attributes = {**self._common, attr.DESTINATION: topic}
+        if destination != topic:
+            attributes[attr.DESTINATION_TEMPLATE] = destination
+        known = (f"process {destination}", attributes)
+        if len(self._by_topic) < CACHE_LIMIT:
+            self._by_topic[topic] = known
+        return known
 
     def _destination(self, topic: str) -> str:
         """What names the span: the handler topic pattern `topic` matches (`other` for a topic

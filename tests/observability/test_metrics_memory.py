@@ -159,3 +159,59 @@ async def test_failed_emits_are_counted_by_outcome() -> None:
         if sample.name.endswith("_total")
     }
     assert samples == {("sent", 1), ("failed", 1)}
+
+
+async def test_topics_beyond_the_remembered_ones_are_labelled_each_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A topic's numbers are found by the topic as received for a bounded number of topics;
+    past that bound each message is still counted under its own pattern and event type."""
+    monkeypatch.setattr("dispytch.observability.measure.CACHE_LIMIT", 1)
+    metrics = PrometheusMetrics(CollectorRegistry())
+    broker = InMemoryBroker()
+    listener = EventListener(broker.consumer("g"), topic_delimiter=".")
+    metrics.instrument(listener)
+    handled = []
+
+    @listener.handler(topic="orders.{region}", event="placed")
+    async def on_order(event: Event[Any]) -> None:
+        handled.append(event.topic)
+
+    @listener.handler(topic="payments", event="paid")
+    async def on_payment(event: Event[Any]) -> None:
+        handled.append(event.topic)
+
+    def body(event_type: str) -> bytes:
+        return b'{"id":"1","type":"%s","body":{},"timestamp":0}' % event_type.encode()
+
+    sent = [("orders.eu", "placed"), ("payments", "paid"), ("orders.us", "placed"),
+            ("payments", "unknown"), ("orders.asia", "paid")]  # fmt: skip
+    async with listener:
+        for topic, event_type in sent:
+            broker.publish(OutgoingMessage(topic, body(event_type)))
+
+        async def settled() -> None:
+            while sum(_counts(metrics, "dispytch_messages_settled").values()) < len(sent):
+                await asyncio.sleep(0.01)
+
+        await asyncio.wait_for(settled(), 10)
+    assert _counts(metrics, "dispytch_messages_received") == {
+        ("orders.{region}",): 3, ("payments",): 2,
+    }  # fmt: skip
+    settled_by = {
+        labels[:2]: n for labels, n in _counts(metrics, "dispytch_messages_settled").items()
+    }
+    assert settled_by == {
+        ("orders.{region}", "placed"): 2, ("payments", "paid"): 1, ("payments", "other"): 1,
+        ("orders.{region}", "paid"): 1,
+    }  # fmt: skip
+
+
+def _counts(metrics: PrometheusMetrics, family_name: str) -> dict[tuple[str, ...], float]:
+    return {
+        tuple(sample.labels.values()): sample.value
+        for family in metrics.collect()
+        if family.name == family_name
+        for sample in family.samples
+        if sample.name.endswith("_total")
+    }

@@ -197,3 +197,40 @@ async def test_spans_of_a_wildcard_topic_are_named_by_its_pattern() -> None:
     assert {s.attributes["messaging.destination.name"] for s in spans if s.attributes} == {
         "orders.eu", "orders.us",
     }  # fmt: skip
+
+
+async def test_topics_beyond_the_remembered_ones_are_described_each_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The span name and topic attributes are kept for a bounded number of topics; past that
+    bound each message's span is still its own (name, destination, body size)."""
+    monkeypatch.setattr("dispytch.observability.tracing.CACHE_LIMIT", 1)
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    broker = InMemoryBroker()
+    listener = EventListener(broker.consumer("g"), topic_delimiter=".")
+    trace_listener(listener, tracer_provider=provider)
+
+    @listener.handler(topic="orders.{region}", event="placed")
+    async def handle(event: Event[Any]) -> None:
+        pass
+
+    sent = [("orders.eu", b"x"), ("orders.asia", b"xx"), ("orders.us", b"xxx"), ("orders.eu", b"")]
+    async with listener:
+        for topic, padding in sent:
+            body = b'{"id":"1","type":"placed","body":{},"timestamp":0}' + padding
+            broker.publish(OutgoingMessage(topic, body))
+        await asyncio.wait_for(_until(lambda: len(exporter.get_finished_spans()) == 4), 10)
+    seen = []
+    for span in exporter.get_finished_spans():
+        assert span.name == "process orders.{region}"
+        assert span.attributes is not None
+        assert span.attributes["messaging.destination.template"] == "orders.{region}"
+        seen.append(
+            (
+                span.attributes["messaging.destination.name"],
+                span.attributes["messaging.message.body.size"],
+            )
+        )
+    assert sorted(seen) == sorted((topic, 50 + len(padding)) for topic, padding in sent)
