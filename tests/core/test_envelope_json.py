@@ -173,6 +173,35 @@ class NoFloats(EventBase):
     by_key: dict[str, Labels] = {}
 
 
+class InferredFloats(EventBase):
+    """No float field, but serializers that return floats: untyped (`Any`) returns are
+    written as the class's `ser_json_inf_nan` says in both encodings; a `float` return is a
+    float field."""
+
+    __topic__ = "t"
+    __event_type__ = "inferred"
+    n: int
+    m: int = 0
+
+    @field_serializer("n")
+    def untyped(self, value: int) -> Any:
+        return [float(value) * INF, NAN, value / 3]
+
+    @field_serializer("m")
+    def typed(self, value: int) -> float:
+        return value * INF
+
+
+class UntypedSerializer(EventBase):
+    __topic__ = "t"
+    __event_type__ = "untyped-serializer"
+    n: int
+
+    @field_serializer("n")
+    def untyped(self, value: int) -> Any:
+        return {"inf": float(value) * INF, "nan": NAN, "third": value / 3}
+
+
 class ConstantInner(BaseModel):
     model_config = ConfigDict(ser_json_inf_nan="constants")
     x: float
@@ -273,6 +302,10 @@ EVENTS: list[EventBase] = [
         raw=b"",
         colour=Colour.RED,
     ),
+    InferredFloats(n=1, m=1),
+    InferredFloats(n=-1),
+    UntypedSerializer(n=1),
+    UntypedSerializer(n=-2),
     ConstantFloats(f=INF, inner=ConstantInner(x=NAN), values=[-INF, 0.5, NAN]),
     ConstantFloats(f=1e-7, inner=ConstantInner(x=-0.0)),
     Temporal(
@@ -304,6 +337,8 @@ def test_the_emitter_sends_the_reference_bytes(event: EventBase) -> None:
     ("event_class", "one_pass"),
     [
         (NoFloats, True),
+        (UntypedSerializer, True),
+        (InferredFloats, False),  # `typed` returns a float
         (ConstantFloats, True),
         (Temporal, True),
         (Scalars, False),  # float fields, the default ser_json_inf_nan
