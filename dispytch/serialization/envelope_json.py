@@ -26,8 +26,6 @@ from dispytch.serialization.codec import NO_HEADERS, Codec, Encoded, JSONCodec
 if TYPE_CHECKING:
     from dispytch.events import EventBase
 
-_TYPES_WITH_CONFIG = frozenset({"model", "dataclass", "typed-dict"})
-
 
 def encode_event(
     codec: Codec, event: EventBase, event_type: str, timestamp_ms: int
@@ -48,7 +46,9 @@ def envelope_json(event: EventBase, event_type: str, timestamp_ms: int) -> bytes
     event_class = type(event)
     one_pass = _one_pass_classes.get(event_class)
     if one_pass is None:
-        one_pass = _one_pass_classes[event_class] = _serializes_as_reference(event_class)
+        one_pass = _serializes_as_reference(event_class)
+        if event_class.__pydantic_complete__:  # a class not built yet is asked again later
+            _one_pass_classes[event_class] = one_pass
     if not one_pass:
         return reference_envelope_json(event, event_type, timestamp_ms)
     return b'{"id":%b,"type":%b,"body":%b,"timestamp":%d}' % (
