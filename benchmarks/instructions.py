@@ -10,7 +10,8 @@ zeroes the counters where the benchmark starts its clock and dumps them where it
     .venv/bin/python benchmarks/instructions.py kafka emit_many dispytch [--events 2000]
 
 scenario: kafka|rabbitmq emit|emit_many dispytch|user|hand (user: Dispytch on a client the
-caller made, the 0.10 style), or memory consume dispytch|hand|middleware3. Needs valgrind
+caller made, the 0.10 style), memory consume dispytch|hand|middleware3, or memory
+emit|emit_many dispytch (the in-memory broker's producer, nothing subscribed). Needs valgrind
 and a C compiler; prints the instructions per event.
 """
 
@@ -56,7 +57,9 @@ def measured_clock(helper: ctypes.CDLL) -> Any:
 async def run_side(backend: str, what: str, side: str, events: int, helper: ctypes.CDLL) -> None:
     sys.path.insert(0, str(HERE))
     batched = what == "emit_many"
-    if backend == "memory":
+    if backend == "memory" and what != "consume":
+        await memory_emit(events, batched, helper)
+    elif backend == "memory":
         import memory_throughput as memory
 
         payloads = memory.make_payloads(events)
@@ -101,6 +104,26 @@ async def run_side(backend: str, what: str, side: str, events: int, helper: ctyp
         finally:
             await broker.teardown()
             await connection.close()
+
+
+async def memory_emit(count: int, batched: bool, helper: ctypes.CDLL) -> None:
+    """`emit`/`emit_many` of the Kafka benchmark's events to the in-memory broker's producer
+    (nothing subscribed: the cost of the emit path and the producer)."""
+    import kafka_throughput as kafka
+
+    from dispytch import EventEmitter, InMemoryBroker
+
+    batch = kafka.events("memory-emit", count)
+    async with EventEmitter(InMemoryBroker().producer()) as emitter:
+        await emitter.emit_many(batch[:100])  # warm up, uncounted
+        time.perf_counter = measured_clock(helper)
+        time.perf_counter()
+        if batched:
+            await emitter.emit_many(batch)
+        else:
+            for event in batch:
+                await emitter.emit(event)
+        time.perf_counter()
 
 
 def main() -> None:

@@ -21,7 +21,6 @@ from typing import Any
 from pydantic_core import PydanticSerializationError
 
 from dispytch.backends.base import OutgoingMessage, Producer, confirmed_messages
-from dispytch.envelope import build_envelope
 from dispytch.errors import (
     BackendError,
     BrokerUnavailableError,
@@ -36,6 +35,7 @@ from dispytch.loops import LoopBinding
 from dispytch.middleware.context import EmitContext, EmitMiddleware, compose
 from dispytch.serialization.base import CONTENT_TYPE_HEADER, Serializer
 from dispytch.serialization.codec import Codec, Encoded, JSONCodec, SerializerCodec
+from dispytch.serialization.envelope_json import encode_event
 from dispytch.topics import fill_topic
 
 logger = logging.getLogger("dispytch.emitter")
@@ -241,10 +241,7 @@ class EventEmitter:
         timestamp_ms = int(time.time() * 1000)
         codec: Codec = event_class.__codec__ or self.codec
         try:
-            # a codec that writes the event's own values (a schema format) sets `body_as_json`
-            # to False: the envelope's body is then None, and no JSON dump is made for it
-            body = event.model_dump(mode="json") if getattr(codec, "body_as_json", True) else None
-            encoded = codec.encode(build_envelope(event.id, event_type, body, timestamp_ms), event)
+            encoded = encode_event(codec, event, event_type, timestamp_ms)
         except _SERIALIZATION_ERRORS as exc:
             raise _serialization_error(event, exc) from exc
         if type(encoded) is tuple:

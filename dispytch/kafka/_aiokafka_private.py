@@ -3,7 +3,8 @@
 aiokafka has no public way to ask a client it did not create for what Dispytch needs when it
 wraps one the user made (`KafkaConsumer(consumer)`, `KafkaProducer(producer)`): its group,
 whether it is started or subscribed (and to what pattern), its connection settings, and to put
-Dispytch's rebalance listener in front of the user's. Everything else uses the public API.
+Dispytch's rebalance listener in front of the user's; nor to give up the records a producer
+still holds when it must close within a bound. Everything else uses the public API.
 
 `READS` lists every attribute read here; `tests/kafka/test_aiokafka_private.py` checks each one
 on the installed aiokafka, so an aiokafka release that renames one fails the tests loudly.
@@ -27,6 +28,9 @@ READS: tuple[tuple[type, str], ...] = (
     (AIOKafkaConsumer, "_subscription._listener"),
     (AIOKafkaConsumer, "_fetcher"),
     (AIOKafkaProducer, "_sender.sender_task"),
+    (AIOKafkaProducer, "_message_accumulator._batches"),
+    (AIOKafkaProducer, "_message_accumulator._pending_batches"),
+    (AIOKafkaProducer, "_message_accumulator.fail_all"),
 )
 
 
@@ -80,3 +84,16 @@ def consumer_started(client: AIOKafkaConsumer) -> bool:
 def producer_started(client: AIOKafkaProducer | None) -> bool:
     sender = getattr(client, "_sender", None)
     return getattr(sender, "sender_task", None) is not None
+
+
+def abandon_pending_records(client: AIOKafkaProducer, error: Exception) -> int:
+    """Fail with `error` every record the producer holds (queued, or sent and not confirmed)
+    and return how many: its `stop()`, which waits for them without end, then goes on."""
+    accumulator = getattr(client, "_message_accumulator", None)
+    if accumulator is None:
+        return 0
+    batches = [batch for queued in accumulator._batches.values() for batch in queued]
+    batches.extend(accumulator._pending_batches)
+    count: int = sum(batch.record_count for batch in batches)
+    accumulator.fail_all(error)
+    return count

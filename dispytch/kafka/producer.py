@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import ProducerClosed
 
 from dispytch.backends.base import OutgoingMessage, Producer, mark_confirmed
 from dispytch.errors import BackendError
-from dispytch.kafka._aiokafka_private import producer_started
+from dispytch.kafka._aiokafka_private import abandon_pending_records, producer_started
 from dispytch.kafka._client_logs import quiet_expected_client_logs
 from dispytch.kafka._errors import KAFKA_EXCEPTIONS, SEND_EXCEPTIONS, producer_error
 from dispytch.kafka._secure import start_error, warn_if_insecure
@@ -22,6 +24,10 @@ from dispytch.loops import LoopBinding, other_loop_error
 #: defaults for producers Dispytch creates: wait for every in-sync replica, no duplicates
 #: from the client's own retries
 OWNED_PRODUCER_DEFAULTS: dict[str, Any] = {"acks": "all", "enable_idempotence": True}
+#: how long `close()` waits for the broker to confirm what the client still holds
+DEFAULT_CLOSE_TIMEOUT = 30.0
+
+logger = logging.getLogger("dispytch.kafka")
 
 
 class KafkaProducer(Producer):
@@ -31,9 +37,17 @@ class KafkaProducer(Producer):
     here when not). `close()` stops it only when Dispytch started it.
     `KafkaProducer.create(bootstrap_servers, **aiokafka_options)` creates and owns one, with
     `acks="all"` and `enable_idempotence=True` unless the options say otherwise.
+
+    `close_timeout` (seconds) bounds `close()` of a client Dispytch stops: aiokafka's `stop()`
+    waits until the broker confirmed every record it holds (with idempotence, it retries a
+    record the broker refuses, e.g. with too few in-sync replicas, without end). Past the bound
+    the records left are abandoned, with a WARNING saying how many, and the client is closed.
     """
 
-    def __init__(self, producer: AIOKafkaProducer) -> None:
+    def __init__(
+        self, producer: AIOKafkaProducer, *, close_timeout: float = DEFAULT_CLOSE_TIMEOUT
+    ) -> None:
+        self.close_timeout = close_timeout
         self._client: AIOKafkaProducer | None = producer
         self._options: dict[str, Any] | None = None
         self._owns_client = False
@@ -42,11 +56,18 @@ class KafkaProducer(Producer):
         self._loop = LoopBinding()
 
     @classmethod
-    def create(cls, bootstrap_servers: str | list[str], **aiokafka_options: Any) -> KafkaProducer:
+    def create(
+        cls,
+        bootstrap_servers: str | list[str],
+        *,
+        close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
+        **aiokafka_options: Any,
+    ) -> KafkaProducer:
         """A producer that creates its aiokafka client on `start()` and stops it on `close()`.
         `aiokafka_options` go to `AIOKafkaProducer` (TLS: `security_protocol`, `ssl_context`;
         SASL: `sasl_mechanism`, `sasl_plain_username`, ...)."""
         self = cls.__new__(cls)
+        self.close_timeout = close_timeout
         self._client = None
         self._options = {
             **OWNED_PRODUCER_DEFAULTS,
@@ -153,7 +174,7 @@ class KafkaProducer(Producer):
             return
         client = self._client
         if client is not None and self._owns_client and self._started:
-            await _quiet_stop(client)
+            await _bounded_stop(client, self.close_timeout)
         self._started = False
         if self._options is not None:
             self._client = None
@@ -243,3 +264,24 @@ def _retrieve(ack: asyncio.Future[Any]) -> None:
 async def _quiet_stop(client: AIOKafkaProducer) -> None:
     with contextlib.suppress(*KAFKA_EXCEPTIONS):
         await client.stop()
+
+
+async def _bounded_stop(client: AIOKafkaProducer, timeout: float) -> None:
+    """Stop the client, abandoning after `timeout` seconds the records it still holds."""
+    stopping = asyncio.ensure_future(_quiet_stop(client))
+    try:
+        done, _ = await asyncio.wait({stopping}, timeout=timeout)
+        if not done:
+            abandoned = abandon_pending_records(
+                client, ProducerClosed("the producer was closed before the broker confirmed")
+            )
+            logger.warning(
+                "closing the Kafka producer: %d record(s) not confirmed by the broker within "
+                "%s s were abandoned",
+                abandoned,
+                timeout,
+            )
+            done, _ = await asyncio.wait({stopping}, timeout=timeout)
+    finally:
+        if not stopping.done():
+            stopping.cancel()
