@@ -128,21 +128,14 @@ class Dispatcher:
                     run = self._prepare(spec, segments, envelope, delivery, attempt, bodies)
                     if type(run) is Outcome:
                         outcome = run
-                    else:  # `Retrier.run` inlined: the first attempt, the retry layer after it
-                        try:
-                            await spec.attempt(run, segments, attempt)  # type: ignore[arg-type]
-                            outcome = HANDLED
-                        except (Exception, asyncio.CancelledError) as exc:
-                            if not is_failure(exc):
-                                raise
-                            outcome = await self.retrier.after_failure(
-                                spec,
-                                delivery,
-                                run,
-                                segments,  # type: ignore[arg-type]
-                                attempt,
-                                exc,
-                            )
+                    else:
+                        outcome = await self.retrier.run(
+                            spec,
+                            delivery,
+                            run,
+                            segments,  # type: ignore[arg-type]
+                            attempt,
+                        )
         # settle: the only place that acks, dead-letters or gives back
         if context is not None:
             if context.outcome is not None:

@@ -61,9 +61,7 @@ class Retrier:
         attempt: int,
     ) -> Outcome:
         """Call the handler (attempt `attempt` first) until it succeeds or fails for good.
-        `run` is what it is called with (it carries the event's `id` and `type`).
-        `Dispatcher.handle` makes the first attempt itself for a message with one handler (a
-        coroutine less per message) and calls `after_failure` when it fails."""
+        `run` is what it is called with (it carries the event's `id` and `type`)."""
         try:
             await spec.attempt(run, segments, attempt)
         except (Exception, asyncio.CancelledError) as exc:
