@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.docs.test_doc_examples import FRAGMENT_MARK, python_blocks
+
 from .brokers import BROKERS, require
-from .test_doc_examples import FRAGMENT_MARK, python_blocks
 
 BACKEND_DOCS = Path(__file__).resolve().parents[2] / "docs" / "backends"
 QUOTED_ADDRESS = re.compile(r'"(?:127\.0\.0\.1:9092|(?:amqp|redis|nats)://[^"]*)"')

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.docs.test_doc_examples import python_blocks
+
 from .brokers import require
-from .test_doc_examples import python_blocks
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 IN_MEMORY_LINES = re.compile(
