@@ -175,6 +175,21 @@ class NatsConsumer(Consumer):
             self._arrived.clear()
             await self._arrived.wait()
 
+    async def check_connection(self, timeout: float) -> bool | None:
+        """Whether the server answers a PING within `timeout` (what readiness checks ask);
+        False while nats-py reconnects."""
+        client = self._client
+        if client is None or self._stopped or not client.is_connected:
+            return False
+        try:
+            # nats-py's own bound is whole seconds: ours, `timeout`, cuts it short
+            await asyncio.wait_for(client.flush(timeout=int(timeout) + 1), timeout)
+        except asyncio.TimeoutError:
+            return False
+        except NATS_ERRORS:
+            return False
+        return True
+
     async def stop(self) -> None:
         """Wakes `receive()`, then waits (bounded, see `PullFeed.stop`) for the open pull
         requests to end: one left open while the listener gives messages back would be

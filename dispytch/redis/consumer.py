@@ -31,6 +31,7 @@ from dispytch.redis._client import (
     unavailable,
 )
 from dispytch.redis._layout import delayed_copy, delayed_set, id_order, retry_stream
+from dispytch.redis._leaving import finished, give_back_pending
 from dispytch.redis._scripts import MOVE_DUE
 from dispytch.redis.delivery import RedisStreamDelivery
 
@@ -44,8 +45,6 @@ CAPABILITIES = Capabilities(
     native_delay=True,
 )
 
-#: the consumer name that entries given back on close (or nacked) are parked under
-RETURNED_CONSUMER = "dispytch-returned"
 _MOVE_BATCH = 100
 
 
@@ -187,7 +186,7 @@ class RedisStreamConsumer(Consumer):
                     # entries that XREADGROUP had read are pending with us: find them again
                     self._recover = True
             if not fetch.done():
-                await _finished(fetch)
+                await finished(fetch)
             if fetch.cancelled():
                 continue  # stopped while fetching: the loop raises
             error = fetch.exception()
@@ -328,6 +327,18 @@ class RedisStreamConsumer(Consumer):
         if self._next_due is None or due < self._next_due:
             self._next_due = due
 
+    async def check_connection(self, timeout: float) -> bool | None:
+        """Whether the server answers PING within `timeout` (what readiness checks ask)."""
+        client = self.client
+        if client is None or self._stopped or self.closed:
+            return False
+        try:
+            return bool(await asyncio.wait_for(client.ping(), timeout))
+        except (asyncio.TimeoutError, redis_errors.RedisError):
+            return False
+        except CONNECTION_ERRORS:
+            return False
+
     # -- stopping -----------------------------------------------------------------------------
 
     async def stop(self) -> None:
@@ -341,14 +352,16 @@ class RedisStreamConsumer(Consumer):
         self.closed = True
         if self._fetching is not None:
             self._fetching.cancel()
-            await _finished(self._fetching)
+            await finished(self._fetching)
             self._fetching = None
         client = self.client
         if client is None:
             return
         await self.acks.drain()
         try:
-            await self._give_back()
+            await give_back_pending(
+                self.client, self._streams, self.group, self.name, self.give_back_idle_ms
+            )
         except CONNECTION_ERRORS as error:
             logger.warning(
                 "could not give back the unsettled entries of %r (%s): other members take "
@@ -363,32 +376,3 @@ class RedisStreamConsumer(Consumer):
             if self._owns_client:
                 self.client = None
                 await client.aclose()
-
-    async def _give_back(self) -> None:
-        """Hand every entry pending with us to a parked name, claimable at once, then leave
-        the group (a member without pending entries can go without losing anything)."""
-        for stream in self._streams:
-            while True:
-                pending = await self.client.xpending_range(
-                    stream, self.group, "-", "+", 1000, consumername=self.name
-                )
-                ids = [p["message_id"] for p in pending]
-                if not ids:
-                    break
-                await self.client.xclaim(
-                    stream,
-                    self.group,
-                    RETURNED_CONSUMER,
-                    0,
-                    ids,
-                    idle=self.give_back_idle_ms,
-                    justid=True,
-                )
-            await self.client.xgroup_delconsumer(stream, self.group, self.name)
-
-
-async def _finished(task: asyncio.Future[Any]) -> None:
-    """Wait for a cancelled fetch to end (its outcome was given up on)."""
-    await asyncio.wait({task}, timeout=5)
-    if task.done() and not task.cancelled():
-        task.exception()  # retrieved: not logged as never retrieved
