@@ -18,26 +18,35 @@ async def publish_confirmed(
     mandatory: bool,
     timeout: float | None,
     what: str = "the message",
+    topic: str | None = None,
 ) -> None:
     """Publish and wait for the broker's confirm (the channel must have publisher confirms).
 
     While a robust connection is re-establishing itself, wait for it within `timeout`; with
     no timeout, fail at once with `BrokerUnavailableError` instead of waiting without bound.
+    Errors name `what` (and `topic`, when given: named only then, as this runs per emit).
     """
     deadline = None if timeout is None else time.monotonic() + timeout
     try:
         closed = _closed_channel(exchange)
         if closed is not None:
-            await _wait_for_channel(closed, deadline, what)
-        remaining = None if deadline is None else max(0.001, deadline - time.monotonic())
-        result = await asyncio.wait_for(
-            exchange.publish(message, routing_key, mandatory=mandatory), remaining
-        )
+            await _wait_for_channel(closed, deadline, _described(what, topic))
+        publishing = exchange.publish(message, routing_key, mandatory=mandatory)
+        if deadline is None:
+            result = await publishing
+        else:
+            result = await asyncio.wait_for(publishing, max(0.001, deadline - time.monotonic()))
     except Exception as error:
-        raise publish_error(error, what) from error
+        raise publish_error(error, _described(what, topic)) from error
     if result is not None and not isinstance(result, aiormq.spec.Basic.Ack):
         # a channel opened without on_return_raises hands the returned message back
-        raise UnroutableMessageError(f"{what} was returned: no queue is bound to {routing_key!r}")
+        raise UnroutableMessageError(
+            f"{_described(what, topic)} was returned: no queue is bound to {routing_key!r}"
+        )
+
+
+def _described(what: str, topic: str | None) -> str:
+    return what if topic is None else f"{what} for {topic!r}"
 
 
 def _closed_channel(exchange: AbstractExchange) -> AbstractChannel | None:

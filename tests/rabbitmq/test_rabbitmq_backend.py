@@ -125,6 +125,44 @@ async def test_binary_key_and_event_config(rabbitmq_url: str, names: Names) -> N
         await consumer.close()
 
 
+async def test_a_message_without_config_is_published_as_with_the_default_config(
+    rabbitmq_url: str, names: Names
+) -> None:
+    """The producer builds a message without an event config by a shorter call (it runs for
+    every emit): what reaches the broker is what a default `RabbitMQEventConfig()` gives."""
+    consumer = await started_consumer(rabbitmq_url, names, "g", "t")
+    producer = producer_for(rabbitmq_url, names)
+    stamp = int(time.time() * 1000)
+    try:
+        for config in (None, RabbitMQEventConfig()):
+            message = OutgoingMessage(
+                "t", b"v", None, {"h": "1"}, config=config, timestamp_ms=stamp
+            )
+            await producer.send(message, timeout=5)
+        without, default = await receive(consumer), await receive(consumer)
+        # aio-pika gives each message its own message_id (it matches returns by it)
+        per_delivery = {
+            "delivery_tag",
+            "redelivered",
+            "consumer_tag",
+            "message_count",
+            "message_id",
+        }
+        seen = [
+            {k: v for k, v in d._message.info().items() if k not in per_delivery}  # type: ignore[attr-defined]
+            for d in (without, default)
+        ]
+        assert seen[0] == seen[1]
+        assert seen[0]["delivery_mode"] == 2
+        assert seen[0]["timestamp"] is not None
+        assert (without.headers, without.value) == (default.headers, default.value)
+        for delivery in (without, default):
+            await delivery.ack()
+    finally:
+        await producer.close()
+        await consumer.close()
+
+
 async def test_unacked_message_is_redelivered_after_close(rabbitmq_url: str, names: Names) -> None:
     producer = producer_for(rabbitmq_url, names)
     first = await started_consumer(rabbitmq_url, names, "g", "t")
