@@ -4,7 +4,6 @@ ready while the broker is stopped, ready again once it is back; live throughout.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import uuid
 from typing import Any
@@ -13,18 +12,11 @@ import pytest
 
 from dispytch import Event, EventListener
 from dispytch.observability.health import Health
+from tests.readiness import walk_the_readiness_cycle
 
 pytestmark = pytest.mark.broker_outage
 
 BOOTSTRAP = os.environ.get("DISPYTCH_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
-
-
-async def _ready_becomes(health: Health, wanted: bool) -> dict[str, Any]:
-    while True:
-        report = await health.ready()
-        if report.ok is wanted:
-            return report.as_dict()
-        await asyncio.sleep(0.2)
 
 
 async def test_kafka_not_ready_while_the_broker_is_down(brokers: Any) -> None:
@@ -42,11 +34,11 @@ async def test_kafka_not_ready_while_the_broker_is_down(brokers: Any) -> None:
 
     health = Health(listener, timeout=2.0, cache_for=0)
     async with listener:
-        report = await asyncio.wait_for(_ready_becomes(health, True), 60)
-        assert report["listeners"] == [{"state": "receiving", "connected": True}]
-        await brokers.run("stop", "kafka")
-        report = await asyncio.wait_for(_ready_becomes(health, False), 30)
-        assert report["listeners"] == [{"state": "receiving", "connected": False}]
-        assert (await health.live()).ok
-        await brokers.run("start", "kafka")
-        await asyncio.wait_for(_ready_becomes(health, True), 120)
+        await walk_the_readiness_cycle(
+            health,
+            lambda: brokers.run("stop", "kafka"),
+            lambda: brokers.run("start", "kafka"),
+            ready_within=60,
+            down_within=30,
+            back_within=120,
+        )

@@ -6,7 +6,6 @@ Kafka's tests/failures/test_readiness_outage.py."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -18,6 +17,7 @@ from dispytch.backends.base import Consumer
 from dispytch.observability.health import Health
 from tests.broker_gate import BrokerGate
 from tests.docs_on_brokers.brokers import require
+from tests.readiness import walk_the_readiness_cycle
 
 BACKENDS = [
     pytest.param("redis", marks=pytest.mark.redis),
@@ -46,14 +46,6 @@ def _consumer(backend: str, url: str) -> tuple[Consumer, str]:
     return NatsConsumer(url, f"ready-{name}", topology=topology, topics=[topic]), topic
 
 
-async def _ready_becomes(health: Health, wanted: bool) -> dict[str, Any]:
-    while True:
-        report = await health.ready()
-        if report.ok is wanted:
-            return report.as_dict()
-        await asyncio.sleep(0.05)
-
-
 @pytest.mark.parametrize("backend", BACKENDS)
 async def test_not_ready_while_the_connection_is_down(backend: str) -> None:
     broker = require(backend)
@@ -69,14 +61,6 @@ async def test_not_ready_while_the_connection_is_down(backend: str) -> None:
 
         health = Health(listener, cache_for=0, timeout=1.0)
         async with listener:
-            report = await asyncio.wait_for(_ready_becomes(health, True), 10)
-            assert report["listeners"] == [{"state": "receiving", "connected": True}]
-            await gate.shut()
-            report = await asyncio.wait_for(_ready_becomes(health, False), 10)
-            assert report["listeners"][0]["connected"] is False
-            assert (await health.live()).ok
-            await gate.open()
-            report = await asyncio.wait_for(_ready_becomes(health, True), 30)
-            assert report["listeners"] == [{"state": "receiving", "connected": True}]
+            await walk_the_readiness_cycle(health, gate.shut, gate.open)
     finally:
         await gate.shut()

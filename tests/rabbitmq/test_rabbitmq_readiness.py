@@ -4,7 +4,6 @@ connection (the shared broker itself is not touched)."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -15,6 +14,7 @@ from dispytch import Event, EventListener
 from dispytch.observability.health import Health
 from dispytch.rabbitmq import RabbitMQConsumer
 from tests.broker_gate import BrokerGate
+from tests.readiness import walk_the_readiness_cycle
 
 from .conftest import Names
 from .test_rabbitmq_lifecycle import through
@@ -28,14 +28,6 @@ async def gate(rabbitmq_url: str) -> AsyncIterator[BrokerGate]:
     opened = BrokerGate(target.hostname or "127.0.0.1", target.port or 5672)
     yield opened
     await opened.shut()
-
-
-async def _ready_becomes(health: Health, wanted: bool) -> dict[str, Any]:
-    while True:
-        report = await health.ready()
-        if report.ok is wanted:
-            return report.as_dict()
-        await asyncio.sleep(0.05)
 
 
 async def test_not_ready_while_the_connection_is_down(
@@ -56,11 +48,4 @@ async def test_not_ready_while_the_connection_is_down(
 
     health = Health(listener, cache_for=0)
     async with listener:
-        report = await asyncio.wait_for(_ready_becomes(health, True), 10)
-        assert report["listeners"] == [{"state": "receiving", "connected": True}]
-        await gate.shut()
-        report = await asyncio.wait_for(_ready_becomes(health, False), 10)
-        assert report["listeners"] == [{"state": "receiving", "connected": False}]
-        assert (await health.live()).ok
-        await gate.open()
-        await asyncio.wait_for(_ready_becomes(health, True), 30)
+        await walk_the_readiness_cycle(health, gate.shut, gate.open)
