@@ -2,8 +2,9 @@
 
 A producer in this process sends EVENTS events at RATE events/s (each event's body carries its
 number; the time it was handed to the client is noted), and the consumer under test handles
-them: latency is from that send to the handler (Dispytch) or the end of the per-event work (by
-hand). The consumers are the hand-written ones of `kafka_throughput.py` (getmany, decode,
+them: latency is from that send to the handler (Dispytch) or, by hand, to the same point: the
+event decoded and validated, before it is acked or committed (Dispytch settles after its
+handler returns). The consumers are the hand-written ones of `kafka_throughput.py` (getmany, decode,
 validate, commit every 0.5 s) and `rabbitmq_throughput.py` (aio-pika, prefetch 100, decode,
 validate, ack each), and Dispytch's listener on the same broker. Each side is measured on a
 fresh topic or queue; rounds alternate which side goes first. Printed: median over rounds of
@@ -194,8 +195,8 @@ async def rabbitmq_by_hand(
     async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
         payload = pydantic_core.from_json(message.body)
         body = UserRegistered.model_validate(payload["body"])
+        clock.handled(body.timestamp)  # where Dispytch calls its handler: before the ack
         await message.ack()
-        clock.handled(body.timestamp)
 
     await queue.consume(on_message)
     try:

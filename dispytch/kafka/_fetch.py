@@ -49,18 +49,22 @@ class Chunk:
 
 
 class RecordFetcher:
-    """The fetch runs in its own task that outlives a cancelled `receive()`: records it
-    drained from aiokafka are buffered by the next call instead of being lost (a lost, never
-    handed out record would be committed past)."""
+    """The fetch runs in its own task that outlives a cancelled `receive()`, and buffers what
+    it drained from aiokafka in the same step (before anything else can run): a record drained
+    and never handed out would be committed past.
+
+    The task wakes the waiting `receive()` itself, through one future, once the records are
+    buffered: one event-loop iteration from aiokafka's batch to the caller (`asyncio.wait` on
+    the task, which also had to watch the stop signal, took two)."""
 
     def __init__(self, batch: int, admit: Admit | None = None) -> None:
         #: what was fetched and not handed out yet, one chunk per partition and fetch
         self.buffer: deque[Chunk] = deque()
         self._batch = batch
         self._admit = admit
-        self._pending: asyncio.Future[Any] | None = None
-        #: counts rebalances, so records fetched before one are not handed out after it
-        self._generation = 0
+        self._pending: asyncio.Task[None] | None = None
+        #: the `fetch()` waiting for the pending fetch (woken by it, or by the stop signal)
+        self._waiter: asyncio.Future[None] | None = None
         #: counts drops (seeks elsewhere), and the count at each partition's latest drop: a
         #: fetch that began before it may hold records from before the seek
         self._drops = 0
@@ -70,39 +74,51 @@ class RecordFetcher:
         """Wait for the next batch (or for `stopped`) and buffer it."""
         fetch = self._pending
         if fetch is None:
-            fetch = self._pending = asyncio.ensure_future(self._get(client))
-        await asyncio.wait((fetch, stopped), return_when=asyncio.FIRST_COMPLETED)
+            fetch = self._pending = asyncio.ensure_future(self._fill(client))
         if not fetch.done():
-            return  # stopped: receive() raises on its next turn
+            waiter = self._waiter = asyncio.get_running_loop().create_future()
+
+            def on_stop(_: object) -> None:
+                if not waiter.done():
+                    waiter.set_result(None)
+
+            stopped.add_done_callback(on_stop)
+            try:
+                await waiter
+            finally:
+                stopped.remove_done_callback(on_stop)
+                self._waiter = None
+            if not fetch.done():
+                return  # stopped: receive() raises on its next turn
         self._pending = None
         try:
-            generation, drops, batches = fetch.result()
+            fetch.result()
         except kafka_errors.ConsumerStoppedError as exc:
             raise ConsumerStoppedError("the Kafka client was stopped") from exc
         except KAFKA_EXCEPTIONS as exc:
             raise connection_error(exc, "fetching records") from exc
-        if generation != self._generation:
-            return  # drawn before a rebalance: read again from the committed offsets
-        admit = self._admit
-        dropped_at = self._dropped_at
-        for tp, records in batches.items():
-            if admit is not None:
-                fresh = dropped_at.get((tp.topic, tp.partition), 0) <= drops
-                records = admit(tp, records, fresh)
-            if records:
-                self.buffer.append(Chunk(tp, records))
 
-    async def _get(
-        self, client: AIOKafkaConsumer
-    ) -> tuple[int, int, dict[TopicPartition, list[Record]]]:
-        drops = self._drops  # before the fetch: a seek during it makes its records suspect
-        batches = await client.getmany(timeout_ms=1000, max_records=self._batch)
-        # the generation when the records were drawn (not when the fetch began: records drawn
-        # after a rebalance belong to the new assignment and must be kept)
-        return self._generation, drops, batches
+    async def _fill(self, client: AIOKafkaConsumer) -> None:
+        """One `getmany`, buffered at once; then wake the waiting `fetch()`."""
+        try:
+            drops = self._drops  # before the fetch: a seek during it makes its records suspect
+            batches = await client.getmany(timeout_ms=1000, max_records=self._batch)
+            # buffered in the step that drew them: a rebalance cannot come in between (one
+            # that came during the wait revoked the partitions before these were drawn)
+            admit = self._admit
+            dropped_at = self._dropped_at
+            for tp, records in batches.items():
+                if admit is not None:
+                    fresh = dropped_at.get((tp.topic, tp.partition), 0) <= drops
+                    records = admit(tp, records, fresh)
+                if records:
+                    self.buffer.append(Chunk(tp, records))
+        finally:
+            waiter = self._waiter
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
 
     def rebalanced(self, keys: set[PartitionKey]) -> None:
-        self._generation += 1
         self.drop(keys)
 
     def drop(self, keys: set[PartitionKey]) -> None:

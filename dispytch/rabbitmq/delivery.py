@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,7 +76,7 @@ class RabbitMQDelivery(Delivery):
         # one queue hands a consumer its messages in order: the listener keeps that order
         # among equal keys (redelivery and competing consumers can still reorder, see docs)
         self.ordering_key = self.key
-        self.metadata = _metadata(message, queue, raw)
+        self.metadata: Mapping[str, Any] = MessageMetadata(message, queue)
 
     @property
     def delivery_count(self) -> int | None:
@@ -190,16 +190,53 @@ class RabbitMQDelivery(Delivery):
         return self._settled
 
 
-def _metadata(message: AbstractIncomingMessage, queue: str, raw: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "queue": queue,
-        "exchange": message.exchange,
-        "routing_key": message.routing_key,
-        "delivery_tag": message.delivery_tag,
-        "redelivered": bool(message.redelivered),
-        "delivery_count": redelivery_count(raw),
-        "delayed_redeliveries": death_count(raw),
-        "message_id": message.message_id,
-        "correlation_id": message.correlation_id,
-        "priority": message.priority,
-    }
+class MessageMetadata(Mapping[str, Any]):
+    """The delivery's AMQP facts (queue, exchange, routing key, delivery tag, redelivered,
+    the broker's delivery and dead-letter counts, message and correlation ids, priority),
+    read from the message when asked for: most handlers never look."""
+
+    __slots__ = ("_message", "_queue")
+
+    KEYS = (
+        "queue",
+        "exchange",
+        "routing_key",
+        "delivery_tag",
+        "redelivered",
+        "delivery_count",
+        "delayed_redeliveries",
+        "message_id",
+        "correlation_id",
+        "priority",
+    )
+    #: read from the message's attribute of the same name
+    _PLAIN = frozenset(
+        ("exchange", "routing_key", "delivery_tag", "message_id", "correlation_id", "priority")
+    )
+
+    def __init__(self, message: AbstractIncomingMessage, queue: str) -> None:
+        self._message = message
+        self._queue = queue
+
+    def __getitem__(self, name: str) -> Any:
+        message = self._message
+        if name in self._PLAIN:
+            return getattr(message, name)
+        if name == "queue":
+            return self._queue
+        if name == "redelivered":
+            return bool(message.redelivered)
+        if name == "delivery_count":
+            return redelivery_count(message.headers)
+        if name == "delayed_redeliveries":
+            return death_count(message.headers)
+        raise KeyError(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.KEYS)
+
+    def __len__(self) -> int:
+        return len(self.KEYS)
+
+    def __repr__(self) -> str:
+        return repr(dict(self))

@@ -58,7 +58,13 @@ def death_count(raw: Mapping[str, Any] | None) -> int:
     deaths = (raw or {}).get("x-death")
     if not isinstance(deaths, (list, tuple)):
         return 0
-    return sum(int(d.get("count", 1)) for d in deaths if isinstance(d, dict))
+    # any producer may set the header: an entry without a count the broker would write
+    # (a non-negative integer) counts as one
+    return sum(_count(d.get("count")) for d in deaths if isinstance(d, dict))
+
+
+def _count(value: Any) -> int:
+    return value if type(value) is int and value >= 0 else 1
 
 
 def redelivery_count(raw: Mapping[str, Any] | None) -> int | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from aiokafka.structs import ConsumerRecord, TopicPartition
@@ -158,3 +159,50 @@ async def test_a_rebalance_stops_waiting_as_soon_as_the_revoked_deliveries_settl
         await asyncio.gather(*drains, return_exceptions=True)
         await first.close()
         await second.close()
+
+
+@pytest.mark.kafka
+async def test_a_fetched_batch_reaches_the_waiting_receive_in_the_next_loop_iteration(
+    bootstrap: str, new_topic: NewTopicFactory
+) -> None:
+    """The fetch task buffers what aiokafka hands it and wakes the waiting `receive_many`
+    itself: one event-loop iteration from the batch to the caller, not more (each iteration
+    is latency at a moderate rate, and waits for the CPU on a loaded machine)."""
+    topic = await new_topic()
+    consumer = KafkaConsumer.create(bootstrap, group_name(), topics=[topic])
+    await consumer.start([])
+    client = consumer.client
+    assert client is not None
+    loop = asyncio.get_running_loop()
+    iterations = 0
+    ticking: list[asyncio.Handle] = []
+
+    def tick() -> None:  # runs once per loop iteration while it is scheduled
+        nonlocal iterations
+        iterations += 1
+        ticking[:] = [loop.call_soon(tick)]
+
+    draw = client.getmany
+
+    async def getmany(*partitions: TopicPartition, **options: Any) -> Any:
+        batches = await draw(*partitions, **options)
+        if batches and not ticking:
+            ticking.append(loop.call_soon(tick))  # count from the step that drew the batch
+        return batches
+
+    client.getmany = getmany  # type: ignore[method-assign]
+
+    async def receive() -> tuple[list[bytes], int]:
+        deliveries = await consumer.receive_many(10)
+        return [d.value for d in deliveries], iterations
+
+    try:
+        receiving = asyncio.ensure_future(receive())
+        await produce(bootstrap, topic, [b"a"])
+        values, counted = await asyncio.wait_for(receiving, 30)
+        assert values == [b"a"]
+        assert counted <= 1
+    finally:
+        for handle in ticking:
+            handle.cancel()
+        await consumer.close()
