@@ -15,7 +15,7 @@ Redis streams are capped (XADD MAXLEN ~) and the NATS stream holds at most a few
 (max_msgs), so the servers do not keep a million messages either.
 
     .venv/bin/python benchmarks/rss.py --backend memory|kafka|rabbitmq|redis|nats \
-        [--events 1000000] [--trace 15]
+        [--events 1000000] [--trace 15 [--frames 8]]
 """
 
 from __future__ import annotations
@@ -65,13 +65,15 @@ Setup = tuple[Consumer, str, Feed]
 
 
 class Tracer:
-    """With `top` > 0: tracemalloc on, and the lines that grew most between samples."""
+    """With `top` > 0: tracemalloc on, and the lines that grew most between samples (the
+    call stacks of `frames` lines that did, when `frames` > 1)."""
 
-    def __init__(self, top: int) -> None:
+    def __init__(self, top: int, frames: int = 1) -> None:
         self.top = top
+        self.frames = frames
         self.previous: tracemalloc.Snapshot | None = None
         if top:
-            tracemalloc.start()
+            tracemalloc.start(frames)
 
     def sample(self) -> None:
         if not self.top:
@@ -80,8 +82,12 @@ class Tracer:
             [tracemalloc.Filter(False, tracemalloc.__file__)]
         )
         if self.previous is not None:
-            for stat in snapshot.compare_to(self.previous, "lineno")[: self.top]:
+            key = "traceback" if self.frames > 1 else "lineno"
+            for stat in snapshot.compare_to(self.previous, key)[: self.top]:
                 print(f"{'':>14}{stat}")
+                if self.frames > 1:
+                    for line in stat.traceback.format(most_recent_first=True):
+                        print(f"{'':>16}{line}")
         self.previous = snapshot
 
 
@@ -250,9 +256,12 @@ async def main() -> None:
     parser.add_argument(
         "--trace", type=int, default=0, help="print the N lines that grew most (tracemalloc)"
     )
+    parser.add_argument(
+        "--frames", type=int, default=1, help="with --trace: group by call stacks this deep"
+    )
     args = parser.parse_args()
     print(f"{args.backend}: RSS while handling {args.events:,} events", flush=True)
-    tracer = Tracer(args.trace)
+    tracer = Tracer(args.trace, args.frames)
     async with BACKENDS[args.backend]() as setup:
         await measure(setup, args.events, tracer)
 
