@@ -11,7 +11,7 @@ driver (`measure`); a backend only says how to publish a chunk and which consume
 `--trace N` starts tracemalloc and prints, at every sample after the first, the N source
 lines whose allocations grew most since the previous sample: where a leak is kept.
 
-Redis streams are capped (XADD MAXLEN ~) and the NATS stream holds at most a few chunks
+The Redis stream is capped (XADD MAXLEN) and the NATS stream holds at most a few chunks
 (max_msgs), so the servers do not keep a million messages either.
 
     .venv/bin/python benchmarks/rss.py --backend memory|kafka|rabbitmq|redis|nats \
