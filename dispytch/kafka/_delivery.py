@@ -9,11 +9,12 @@ consumer and the committer.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Hashable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol
 
 from dispytch.backends.base import Delivery
+from dispytch.backends.lazy_metadata import LazyMetadata
 from dispytch.kafka._offsets import PartitionOffsets
 from dispytch.kafka._retry import RETRY_HEADERS, RETRY_TOPIC_HEADER
 
@@ -168,7 +169,7 @@ class KafkaDelivery(Delivery):
         return f"<KafkaDelivery {self.topic}[{self.partition}]@{self.offset}>"
 
 
-class RecordMetadata(Mapping[str, Any]):
+class RecordMetadata(LazyMetadata):
     """`topic`, `partition`, `offset`, `timestamp` and `key` of a record, read from it when
     asked for (most handlers never look)."""
 
@@ -184,15 +185,6 @@ class RecordMetadata(Mapping[str, Any]):
         if name in self._KEY_SET:
             return getattr(self._record, name)
         raise KeyError(name)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.KEYS)
-
-    def __len__(self) -> int:
-        return len(self.KEYS)
-
-    def __repr__(self) -> str:
-        return repr(dict(self))
 
 
 def _decode_headers(raw: RawHeaders) -> dict[str, str]:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from dispytch.backends.base import Delivery
+from dispytch.backends.lazy_metadata import LazyMetadata
 from dispytch.rabbitmq._acks import CHANNEL_GONE, AckBatcher
 from dispytch.rabbitmq._amqp import (
     AbstractChannel,
@@ -190,7 +191,7 @@ class RabbitMQDelivery(Delivery):
         return self._settled
 
 
-class MessageMetadata(Mapping[str, Any]):
+class MessageMetadata(LazyMetadata):
     """The delivery's AMQP facts (queue, exchange, routing key, delivery tag, redelivered,
     the broker's delivery and dead-letter counts, message and correlation ids, priority),
     read from the message when asked for: most handlers never look."""
@@ -231,12 +232,3 @@ class MessageMetadata(Mapping[str, Any]):
         if name == "delayed_redeliveries":
             return death_count(message.headers)
         raise KeyError(name)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.KEYS)
-
-    def __len__(self) -> int:
-        return len(self.KEYS)
-
-    def __repr__(self) -> str:
-        return repr(dict(self))
