@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from dispytch.backends.base import Delivery
@@ -21,10 +20,6 @@ from dispytch.routing.group import HandlerSpec
 from dispytch.scheduling import given_back, is_failure
 
 logger = logging.getLogger("dispytch.listener")
-
-#: calls attempt n of a handler: (what the handler is called with, topic segments, n)
-AttemptCall = Callable[[Any, tuple[Any, ...], int], Awaitable[Any]]
-
 
 class Retrier:
     def __init__(self) -> None:
@@ -62,67 +57,69 @@ class Retrier:
     ) -> Outcome:
         """Call the handler (attempt `attempt` first) until it succeeds or fails for good.
         `run` is what it is called with (it carries the event's `id` and `type`)."""
-        try:
-            await spec.attempt(run, segments, attempt)
-        except (Exception, asyncio.CancelledError) as exc:
-            if not is_failure(exc):
-                raise
-            return await self.after_failure(spec, delivery, run, segments, attempt, exc)
-        return HANDLED
-
-    async def after_failure(
-        self,
-        spec: HandlerSpec,
-        delivery: Delivery,
-        run: Any,
-        segments: tuple[Any, ...],
-        attempt: int,
-        error: BaseException,
-    ) -> Outcome:
-        """Attempt `attempt` failed with `error`: retry per the handler's policy until an
-        attempt succeeds or it fails for good."""
-        call: AttemptCall = spec.attempt
-        policy = spec.retry
-        delayed = policy.delayed and self.delayed_supported
+        delayed: bool | None = None  # decided at the first failure (most attempts succeed)
         while True:
-            if not policy.should_retry(error, attempt):
-                return await self._failed(spec, delivery, run, attempt, error)
-            if delayed and not self.stopping:
-                handed = await self._later(spec, delivery, run.id, attempt, error)
-                if handed is not None:
-                    return handed
-                delayed = False  # the backend cannot: in place from now on
-            if self.stopping:  # no "retrying in" line for a retry that will not be made
-                logger.warning(
-                    "handler %r failed on event %s (attempt %d, %s: %s); not retried here: "
-                    "the listener is stopping",
-                    spec.name,
-                    run.id,
-                    attempt,
-                    type(error).__name__,
-                    error,
-                )
-                return GIVEN_BACK
-            delay = policy.delay(attempt)
-            logger.warning(
-                "handler %r failed on event %s (attempt %d, %s: %s); retrying %s",
-                spec.name,
-                run.id,
-                attempt,
-                type(error).__name__,
-                error,
-                when(delay),
-            )
-            if await self.wait(delay):
-                return GIVEN_BACK
-            attempt += 1
             try:
-                await call(run, segments, attempt)
+                await spec.attempt(run, segments, attempt)
                 return HANDLED
             except (Exception, asyncio.CancelledError) as exc:
                 if not is_failure(exc):
                     raise
                 error = exc
+            if delayed is None:
+                delayed = spec.retry.delayed and self.delayed_supported
+            outcome, delayed = await self._after_failure(
+                spec, delivery, run, attempt, error, delayed
+            )
+            if outcome is not None:
+                return outcome
+            attempt += 1
+
+    async def _after_failure(
+        self,
+        spec: HandlerSpec,
+        delivery: Delivery,
+        run: Any,
+        attempt: int,
+        error: BaseException,
+        delayed: bool,
+    ) -> tuple[Outcome | None, bool]:
+        """Attempt `attempt` failed with `error`: the outcome when it is not retried here
+        (failed for good, handed to a delayed retry, given back), or None once the wait
+        before the next attempt is over; and whether a delayed retry may still be tried
+        (False once the backend could not take one: in place from then on)."""
+        policy = spec.retry
+        if not policy.should_retry(error, attempt):
+            return await self._failed(spec, delivery, run, attempt, error), delayed
+        if delayed and not self.stopping:
+            handed = await self._later(spec, delivery, run.id, attempt, error)
+            if handed is not None:
+                return handed, delayed
+            delayed = False
+        if self.stopping:  # no "retrying in" line for a retry that will not be made
+            logger.warning(
+                "handler %r failed on event %s (attempt %d, %s: %s); not retried here: "
+                "the listener is stopping",
+                spec.name,
+                run.id,
+                attempt,
+                type(error).__name__,
+                error,
+            )
+            return GIVEN_BACK, delayed
+        delay = policy.delay(attempt)
+        logger.warning(
+            "handler %r failed on event %s (attempt %d, %s: %s); retrying %s",
+            spec.name,
+            run.id,
+            attempt,
+            type(error).__name__,
+            error,
+            when(delay),
+        )
+        if await self.wait(delay):
+            return GIVEN_BACK, delayed
+        return None, delayed
 
     async def _failed(
         self, spec: HandlerSpec, delivery: Delivery, run: Any, attempts: int, error: BaseException
