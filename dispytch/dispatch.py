@@ -26,7 +26,7 @@ from dispytch.backends.base import Delivery
 from dispytch.envelope import Envelope
 from dispytch.errors import UnknownContentTypeError
 from dispytch.middleware.context import MessageContext
-from dispytch.one_pass import OnePassDecoder
+from dispytch.one_pass import BodyType, OnePassDecoder
 from dispytch.outcomes import (
     GIVEN_BACK,
     HANDLED,
@@ -104,12 +104,13 @@ class Dispatcher:
         if outcome is None:
             try:
                 # one pass over the bytes where the topic allows it, else the codec's way:
-                # the same envelope, and bodies validated ahead (see one_pass.py)
+                # the same envelope, its body validated ahead as `validated_as` (see
+                # one_pass.py); None: the body as decoded
                 read = None if self.one_pass is None else self.one_pass.decode(delivery)
                 if read is not None:
-                    envelope, bodies = read
+                    envelope, validated_as = read
                 else:
-                    bodies = None
+                    validated_as = None
                     decoded = self._codec_decode(delivery)
                     envelope = decoded if type(decoded) is tuple else await decoded  # type: ignore[misc]
             except Exception as exc:
@@ -122,10 +123,14 @@ class Dispatcher:
                 if not matches:
                     outcome = self._unhandled(delivery, envelope)
                 elif len(matches) > 1:
-                    outcome = await self._run_all(matches, envelope, delivery, attempt, bodies)
+                    outcome = await self._run_all(
+                        matches, envelope, delivery, attempt, validated_as
+                    )
                 else:  # the common case: one handler, nothing shared or gathered
                     spec, segments = matches[0]
-                    run = self._prepare(spec, segments, envelope, delivery, attempt, bodies)
+                    run = self._prepare(
+                        spec, segments, envelope, delivery, attempt, validated_as, None
+                    )
                     if type(run) is Outcome:
                         outcome = run
                     else:
@@ -198,16 +203,17 @@ class Dispatcher:
         envelope: Envelope,
         delivery: Delivery,
         attempt: int,
-        bodies: Bodies | None,
+        validated_as: BodyType,
     ) -> Outcome:
         """Run every matching handler concurrently, each to success or final failure; return
         once all of them have finished (a failing one does not cancel the others), so that the
-        message is settled once and never while one of its handlers still runs. `bodies`:
-        validated already (one-pass decoding)."""
-        if bodies is None:
-            bodies = {}  # validated once for all handlers
+        message is settled once and never while one of its handlers still runs."""
+        bodies: Bodies = {validated_as: envelope[2]}  # each body type validated once for all
         results = await asyncio.gather(
-            *(self._run(match, envelope, delivery, attempt, bodies) for match in matches),
+            *(
+                self._run(match, envelope, delivery, attempt, validated_as, bodies)
+                for match in matches
+            ),
             return_exceptions=True,
         )
         outcomes: list[Outcome] = []
@@ -225,11 +231,12 @@ class Dispatcher:
         envelope: Envelope,
         delivery: Delivery,
         attempt: int,
+        validated_as: BodyType,
         bodies: Bodies,
     ) -> Outcome:
         """One of several handlers, from its input's validation to its final outcome."""
         spec, segments = match
-        run = self._prepare(spec, segments, envelope, delivery, attempt, bodies)
+        run = self._prepare(spec, segments, envelope, delivery, attempt, validated_as, bodies)
         if type(run) is Outcome:
             return run
         return await self.retrier.run(spec, delivery, run, segments, attempt)  # type: ignore[arg-type]
@@ -241,11 +248,16 @@ class Dispatcher:
         envelope: Envelope,
         delivery: Delivery,
         attempt: int,
+        validated_as: BodyType,
         bodies: Bodies | None,
     ) -> Run | Outcome:
         """What the handler is called with, once what it asks for is valid; else the outcome
-        (dead-lettered: invalid input is not retried). `bodies`: validated bodies shared with
-        the other handlers of the delivery, or validated by one-pass decoding (None: none)."""
+        (dead-lettered: invalid input is not retried). `validated_as`: the body type the
+        envelope's body is validated as already (None: the body as decoded); `bodies`: the
+        bodies shared with the other handlers of the delivery (None: the only handler).
+
+        A body validated ahead (one-pass decoding) is what every handler of its event type
+        wants: one-pass decoding is only used where they all want one body type."""
         if isinstance(segments, Exception):
             return self._invalid(spec, delivery, envelope, attempt, segments, "topic segment")
         plan = spec.plan
@@ -253,19 +265,17 @@ class Dispatcher:
         try:
             if plan.single_event:
                 body_type = plan.body_type
-                if bodies is None or body_type not in bodies:
-                    body = (
-                        raw
-                        if body_type is None
-                        else body_type.__pydantic_validator__.validate_python(raw)
-                    )
+                if body_type is validated_as:  # the common case: nothing left to validate
+                    body = raw
+                elif bodies is not None and body_type in bodies:
+                    body = bodies[body_type]
+                else:
+                    body = _validated(body_type, raw)
                     if bodies is not None:
                         bodies[body_type] = body
-                else:
-                    body = bodies[body_type]
                 return new_event(envelope, delivery, body, attempt)
             if bodies is None:
-                bodies = {}
+                bodies = {validated_as: raw}
             for body_type in plan.body_types:
                 if body_type not in bodies:
                     bodies[body_type] = _validated(body_type, raw)

@@ -32,12 +32,13 @@ from typing_extensions import NotRequired, TypedDict  # pydantic reads these on 
 
 from dispytch.backends.base import Delivery
 from dispytch.envelope import Envelope
-from dispytch.received import Bodies
 from dispytch.serialization.base import CONTENT_TYPE_HEADER
 from dispytch.serialization.codec import JSON_CONTENT_TYPE
 
+#: the type a body is validated as (None: the raw body, as decoded)
+BodyType = type[BaseModel] | None
 #: event type -> the body type its handlers want (None: the raw body)
-BodyTypes = Mapping[str, type[BaseModel] | None]
+BodyTypes = Mapping[str, BodyType]
 #: what a topic reads as: its validator and body types, or None (the general path only)
 _Compiled = tuple[SchemaValidator, BodyTypes] | None
 
@@ -62,9 +63,10 @@ class OnePassDecoder:
         self._compiled.clear()
         self._by_types.clear()
 
-    def decode(self, delivery: Delivery) -> tuple[Envelope, Bodies] | None:
-        """The envelope and `{body type: validated body}`; None when the general path must
-        read the message (it is not one-pass material, or it is not valid)."""
+    def decode(self, delivery: Delivery) -> tuple[Envelope, BodyType] | None:
+        """The envelope, its body validated already, and the body type that validated it;
+        None when the general path must read the message (it is not one-pass material, or it
+        is not valid)."""
         headers = delivery.headers
         if headers:
             content_type = headers.get(CONTENT_TYPE_HEADER)
@@ -83,7 +85,7 @@ class OnePassDecoder:
         event_type = read["type"]
         body = read["body"]
         envelope = (read["id"], event_type, body, read.get("timestamp"))
-        return envelope, {body_types[event_type]: body}
+        return envelope, body_types[event_type]
 
     def _compile(self, topic: str) -> _Compiled:
         if len(self._compiled) >= _CACHE_LIMIT:
