@@ -134,13 +134,20 @@ class Dispatcher:
                     if type(run) is Outcome:
                         outcome = run
                     else:
-                        outcome = await self.retrier.run(
-                            spec,
-                            delivery,
-                            run,
-                            segments,  # type: ignore[arg-type]
-                            attempt,
-                        )
+                        # The first attempt is made here, not in the retry layer: a message
+                        # whose handler succeeds (most of them) costs no coroutine for it.
+                        try:
+                            await spec.attempt(run, segments, attempt)  # type: ignore[arg-type]
+                            outcome = HANDLED
+                        except (Exception, asyncio.CancelledError) as failed:
+                            outcome = await self.retrier.run(
+                                spec,
+                                delivery,
+                                run,
+                                segments,  # type: ignore[arg-type]
+                                attempt,
+                                failed,
+                            )
         # settle: the only place that acks, dead-letters or gives back
         if context is not None:
             if context.outcome is not None:

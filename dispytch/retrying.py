@@ -21,6 +21,7 @@ from dispytch.scheduling import given_back, is_failure
 
 logger = logging.getLogger("dispytch.listener")
 
+
 class Retrier:
     def __init__(self) -> None:
         #: the backend can `retry_later` (its capabilities have `native_delay`)
@@ -54,18 +55,28 @@ class Retrier:
         run: Any,
         segments: tuple[Any, ...],
         attempt: int,
+        failed: BaseException | None = None,
     ) -> Outcome:
         """Call the handler (attempt `attempt` first) until it succeeds or fails for good.
-        `run` is what it is called with (it carries the event's `id` and `type`)."""
+        `run` is what it is called with (it carries the event's `id` and `type`).
+
+        `failed`: what attempt `attempt` raised, when the caller made that attempt itself (the
+        dispatcher makes the first attempt of a message's only handler in place: see
+        `Dispatcher.handle`); the loop then starts at deciding what follows the failure. A
+        `CancelledError` that is not a failure (the pool is closing) goes on up."""
+        if failed is not None and not is_failure(failed):
+            raise failed
         delayed: bool | None = None  # decided at the first failure (most attempts succeed)
+        error = failed
         while True:
-            try:
-                await spec.attempt(run, segments, attempt)
-                return HANDLED
-            except (Exception, asyncio.CancelledError) as exc:
-                if not is_failure(exc):
-                    raise
-                error = exc
+            if error is None:
+                try:
+                    await spec.attempt(run, segments, attempt)
+                    return HANDLED
+                except (Exception, asyncio.CancelledError) as exc:
+                    if not is_failure(exc):
+                        raise
+                    error = exc
             if delayed is None:
                 delayed = spec.retry.delayed and self.delayed_supported
             outcome, delayed = await self._after_failure(
@@ -74,6 +85,7 @@ class Retrier:
             if outcome is not None:
                 return outcome
             attempt += 1
+            error = None
 
     async def _after_failure(
         self,

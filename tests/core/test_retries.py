@@ -19,6 +19,7 @@ from dispytch import (
     RetryPolicy,
 )
 from dispytch.reasons import ATTEMPT_HEADER
+from dispytch.retrying import Retrier
 from tests.core.helpers import envelope, publish_raw, read_dead_letters, run_group, wait_until
 
 
@@ -42,6 +43,37 @@ async def test_retried_until_success() -> None:
 
     broker = await run_group(group, [("t", envelope("e", {"n": 1}))])
     assert attempts == [1, 2, 3]
+    assert broker.backlog("t.dlq") == 0
+
+
+async def test_the_first_attempt_of_an_only_handler_reaches_the_retry_layer_only_on_failure(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The fast path of `Dispatcher.handle`: the first attempt of a message's only handler is
+    made in place; the retry layer (`Retrier.run`) is entered with its failure, and retries
+    from there as if it had made that attempt itself."""
+    entered: list[tuple[int, str | None]] = []
+    run = Retrier.run
+
+    async def counted(self: Retrier, *args: Any) -> Any:
+        failed = args[5] if len(args) > 5 else None
+        entered.append((args[4], None if failed is None else type(failed).__name__))
+        return await run(self, *args)
+
+    monkeypatch.setattr(Retrier, "run", counted)
+    attempts: list[int] = []
+    group = HandlerGroup()
+
+    @group.handler(topic="t", event="e", retries=2, retry_on=Transient, retry_interval=0)
+    async def handler(event: Event[Body]) -> None:
+        attempts.append(event.attempt)
+        if event.body.n == 2 and event.attempt < 3:
+            raise Transient(f"try {event.attempt}")
+
+    messages = [("t", envelope("e", {"n": 1})), ("t", envelope("e", {"n": 2}))]
+    broker = await run_group(group, messages)
+    assert sorted(attempts) == [1, 1, 2, 3]
+    assert entered == [(1, "Transient")], "entered once, by the failure of attempt 1"
     assert broker.backlog("t.dlq") == 0
 
 
