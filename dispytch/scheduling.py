@@ -206,9 +206,12 @@ class OrderedWorkerPool:
                     if not is_failure(error):
                         raise
                     await self._give_back(delivery, error)
-                # the delivery's place is free (inlined: this runs for every message)
+                # the delivery's place is free (inlined: this runs for every message); the
+                # fetch loop and drain() wait for fewer in flight than the resume point
                 self._in_flight -= 1
-                if self._room is not None or self._drained is not None:
+                if self._in_flight <= self._resume_at and (
+                    self._room is not None or self._drained is not None
+                ):
                     self._signal_room()
                 key = delivery.ordering_key
                 if key is None:
