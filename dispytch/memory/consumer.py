@@ -166,12 +166,10 @@ class InMemoryConsumer(Consumer):
         batch = [first]
         queue = self._queue
         assert queue is not None
-        while len(batch) < max_messages:
-            message = queue.take()
-            if message is None:
-                break
+        unsettled = self._unsettled
+        for message in queue.take_many(max_messages - 1):
             delivery = InMemoryDelivery(self, message)
-            self._unsettled[delivery] = None
+            unsettled[delivery] = None
             batch.append(delivery)
         return batch
 

@@ -97,6 +97,15 @@ class GroupQueue:
         self.unsettled += 1
         return message
 
+    def take_many(self, limit: int) -> list[StoredMessage]:
+        """`take()` up to `limit` times: the ready messages, in order (maybe none)."""
+        ready = self.ready
+        taken = [ready.popleft() for _ in range(min(limit, len(ready)))]
+        for message in taken:
+            message.deliveries += 1
+        self.unsettled += len(taken)
+        return taken
+
     def wake(self) -> None:
         while self.waiters:
             waiter = self.waiters.popleft()

@@ -159,3 +159,21 @@ async def test_memory_stays_flat_with_many_distinct_topics_once_settled() -> Non
         await consumer.close()
     # one route kept per topic costs ~140 bytes plus the topic string: ~4 MB for 20,000 topics
     assert after - before < 500_000, f"grew by {after - before} bytes"
+
+
+async def test_receive_many_takes_what_is_ready_in_order_up_to_the_limit() -> None:
+    broker = InMemoryBroker()
+    consumer = broker.consumer("g", topics=["t"])
+    await consumer.start([])
+    for n in range(5):
+        broker.publish(OutgoingMessage("t", str(n).encode()))
+    first = await consumer.receive_many(3)
+    rest = await consumer.receive_many(10)
+    assert [d.value for d in first] == [b"0", b"1", b"2"]
+    assert [d.value for d in rest] == [b"3", b"4"]
+    assert broker.pending("g") == 5  # taken, not settled
+    for delivery in first + rest:
+        assert delivery.metadata["deliveries"] == 1
+        await delivery.ack()
+    assert broker.pending("g") == 0
+    await consumer.close()
