@@ -18,6 +18,8 @@ from typing import Any
 
 from aiokafka import errors as kafka_errors
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.client import AIOKafkaClient
+from aiokafka.protocol.metadata import MetadataRequest
 
 from dispytch.kafka._errors import KAFKA_EXCEPTIONS
 from dispytch.kafka._secure import start_error
@@ -44,8 +46,11 @@ async def ensure_retry_topic(
     every existing topic `handler_topic` accepts counts). Topics are listed (one metadata
     request for the whole cluster) rather than described one by one, see below.
 
-    With `create=False` it only checks. Returns whether the topic exists now.
+    With `create=False` it only checks, asking for that one topic (see `_exists`). Returns
+    whether the topic exists now.
     """
+    if not create:
+        return await _exists(options, topic)
     admin = AIOKafkaAdminClient(**{k: v for k, v in options.items() if k not in _NOT_FOR_ADMIN})
     # said in the error: an unreachable broker is not a failure to create the retry topic
     doing = "connecting"
@@ -57,8 +62,6 @@ async def ensure_retry_topic(
         existing = set(await admin.list_topics())
         if topic in existing:
             return True
-        if not create:
-            return False
         doing = f"creating the retry topic {topic!r}"
         if handler_topics:
             matching = [t for t in handler_topics if t in existing]
@@ -73,6 +76,37 @@ async def ensure_retry_topic(
         raise await start_error(exc, options, doing) from exc
     finally:
         await _close(admin)
+
+
+async def _exists(options: dict[str, Any], topic: str) -> bool:
+    """Whether `topic` exists, from a metadata request for it alone that does not let the
+    broker auto-create it (the admin client's `describe_topics` would). Listing every topic
+    instead costs a metadata response for the whole cluster at each start: 30 ms for 1,500
+    topics on the development broker, for a listener whose handlers do not retry later.
+    A topic this client may not describe counts as missing, as it would not be listed."""
+    client = AIOKafkaClient(**{k: v for k, v in options.items() if k not in _NOT_FOR_ADMIN})
+    doing = "connecting"
+    try:
+        await client.bootstrap()
+        doing = f"looking for the retry topic {topic!r}"
+        request = MetadataRequest([topic], allow_auto_topic_creation=False)
+        response = await client.send(client.get_random_node(), request)
+        found = response.to_object()["topics"]
+    except KAFKA_EXCEPTIONS as exc:
+        raise await start_error(exc, options, doing) from exc
+    finally:
+        with contextlib.suppress(*KAFKA_EXCEPTIONS):
+            await client.close()
+    return any(item["topic"] == topic and item["error_code"] not in _MISSING for item in found)
+
+
+#: metadata error codes that mean "no such topic" for this client
+_MISSING = frozenset(
+    (
+        kafka_errors.UnknownTopicOrPartitionError.errno,
+        kafka_errors.TopicAuthorizationFailedError.errno,
+    )
+)
 
 
 async def _close(admin: AIOKafkaAdminClient) -> None:

@@ -15,6 +15,7 @@ from dispytch.backends.base import ListenerNeeds, Subscription
 from dispytch.kafka import KafkaConsumer, KafkaProducer
 from dispytch.kafka.consumer import NO_RETRY_TOPIC_CAPABILITIES
 from dispytch.reasons import ATTEMPT_HEADER
+from tests.core.helpers import envelope
 
 from .conftest import NewTopicFactory
 from .kafka_helpers import eventually, group_name, produce, read_topic, receive_n, receive_none
@@ -247,6 +248,49 @@ async def test_retry_topic_is_created_only_for_delayed_retries(
     async with listener:
         assert consumer.retry_topic == f"{group}.retry"
         assert await _topic_exists(bootstrap, f"{group}.retry") is delayed
+
+
+async def test_a_retry_topic_left_from_before_is_read_by_handlers_that_no_longer_retry_later(
+    bootstrap: str, new_topic: NewTopicFactory
+) -> None:
+    """A copy stored by a delayed retry of an earlier run is still handled when the handler
+    no longer retries later: the retry topic is looked for (not created) and read if found."""
+    topic = await new_topic(partitions=1)
+    group = group_name()
+    due = str(int(time.time() * 1000)).encode()
+    copy = envelope("job", {"name": "left"})
+    headers = [("dispytch-retry-topic", topic.encode()), ("dispytch-retry-at", due)]
+    await produce(bootstrap, f"{group}.retry", [copy], headers=headers)
+    listener = listener_for(bootstrap, group)
+    seen: list[tuple[str, str]] = []
+
+    @listener.handler(topic=topic, event="job", retries=1)
+    async def handle(event: Event[Job]) -> None:
+        seen.append((event.body.name, event.topic))
+
+    async def handled() -> bool:
+        return seen == [("left", topic)]
+
+    async with listener:
+        await eventually(handled, timeout=30, what="the left copy handled")
+
+
+async def test_a_missing_retry_topic_is_not_created_by_looking_for_it(
+    bootstrap: str, new_topic: NewTopicFactory
+) -> None:
+    """The broker auto-creates topics (`auto.create.topics.enable=true` in scripts/kafka):
+    looking for the retry topic must not be a request that makes it."""
+    topic = await new_topic(partitions=1)
+    group = group_name()
+    listener = listener_for(bootstrap, group)
+
+    @listener.handler(topic=topic, event="job")
+    async def handle(event: Event[Job]) -> None:
+        pass
+
+    async with listener:
+        pass
+    assert not await _topic_exists(bootstrap, f"{group}.retry")
 
 
 async def test_a_retry_copy_cannot_claim_a_topic_the_group_does_not_read(

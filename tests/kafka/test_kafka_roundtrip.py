@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dispytch.backends.base import OutgoingMessage, Subscription
+from dispytch.backends.base import ListenerNeeds, OutgoingMessage, Subscription
 from dispytch.errors import BrokerUnavailableError, MessageTooLargeError
 from dispytch.kafka import KafkaConsumer, KafkaEventConfig, KafkaProducer
 
@@ -152,8 +152,13 @@ async def test_wildcard_handler_topics_subscribe_by_pattern(
         await consumer.close()
 
 
-async def test_unreachable_broker_is_not_reported_as_a_retry_topic_failure() -> None:
+@pytest.mark.parametrize("delayed_retries", [True, False])
+async def test_unreachable_broker_is_not_reported_as_a_retry_topic_failure(
+    delayed_retries: bool,
+) -> None:
+    """Whether the retry topic is created (a handler retries later) or only looked for."""
     consumer = KafkaConsumer.create("127.0.0.1:1", "g", topics=["t"], request_timeout_ms=2000)
+    consumer.prepare(ListenerNeeds(max_in_flight=10, delayed_retries=delayed_retries))
     with pytest.raises(BrokerUnavailableError) as refused:
         await consumer.start([])
     await consumer.close()
