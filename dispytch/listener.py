@@ -140,7 +140,9 @@ class EventListener(HandlerRegistry):
         with signals.stop_on_signals(self) if handle_signals else contextlib.nullcontext():
             try:
                 self._bind_handlers()
-                self.consumer.prepare(ListenerNeeds(self.max_concurrency, bool(delayed)))
+                self.consumer.prepare(
+                    ListenerNeeds(self.max_concurrency, bool(delayed), self.shutdown_grace)
+                )
                 if await self._start_consumer():
                     self._pool = OrderedWorkerPool(self._dispatcher.entry(), self.max_concurrency)
                     self._fetch_task = asyncio.create_task(

@@ -73,6 +73,9 @@ class ListenerNeeds:
     max_in_flight: int
     #: some handler retries through the broker (`retry_later`)
     delayed_retries: bool
+    #: seconds the listener lets running handlers finish once it stops fetching (its
+    #: `shutdown_grace`); None when not said
+    shutdown_grace: float | None = None
 
 
 @dataclass(slots=True)

@@ -50,6 +50,8 @@ class OffsetCommitter:
         self._settled = asyncio.Event()
         self._since_commit = 0
         self._waiters = 0
+        #: loop time until which the listener may still be draining (see `draining`)
+        self._drained_by: float | None = None
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._arm()
@@ -58,7 +60,20 @@ class OffsetCommitter:
         self._client = client
         self._task = asyncio.create_task(self._loop(), name="dispytch-kafka-commit")
 
+    def draining(self, grace: float | None) -> None:
+        """The consumer stopped fetching; its listener lets running events finish for up to
+        `grace` seconds (None: not said). Until then, or until `stop()`, a rebalance waits for
+        the running events of the partitions it revokes as long as the drain may last, not only
+        `revoke_timeout`: what the drain finishes is then committed, not handled again by the
+        partition's next owner. (Two members stopping together: the first to leave makes the
+        other give its partitions up in the middle of its drain.)"""
+        if grace is not None:
+            self._drained_by = asyncio.get_running_loop().time() + grace
+
     async def stop(self) -> None:
+        # the drain is over: a rebalance waiting past its revoke_timeout for it goes on now
+        self._drained_by = None
+        self._settled.set()
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
@@ -68,13 +83,17 @@ class OffsetCommitter:
         self._settled.set()
 
     async def wait_settled(self, partitions: Sequence[PartitionOffsets], timeout: float) -> None:
-        """Wait up to `timeout` seconds until nothing of `partitions` is in flight."""
+        """Wait up to `timeout` seconds until nothing of `partitions` is in flight; while the
+        listener drains, as long as the drain may last (see `draining`)."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        given = loop.time() + timeout
         self._waiters += 1
         self._arm()
         try:
-            while any(p.in_flight for p in partitions) and loop.time() < deadline:
+            while any(p.in_flight for p in partitions):
+                deadline = max(given, self._drained_by or given)
+                if loop.time() >= deadline:
+                    return
                 self._settled.clear()
                 try:
                     await asyncio.wait_for(self._settled.wait(), deadline - loop.time())

@@ -133,6 +133,7 @@ class KafkaConsumer(Consumer):
         self._create_retry_topic = create_retry_topic
         #: the listener has handlers with delayed retries (see `prepare`)
         self._retries_wanted = True
+        self._drain_grace: float | None = None  # the listener's shutdown_grace (`prepare`)
         #: the retry topic exists and is read: `retry_later` may store there
         self._retry_topic_read = False
         #: the topics this consumer reads, besides its retry topic: a retry copy may only
@@ -329,14 +330,14 @@ class KafkaConsumer(Consumer):
         return self._started and client is not None and await reaches_broker(client, timeout)
 
     async def stop(self) -> None:
+        self._committer.draining(self._drain_grace)  # until close(): see OffsetCommitter
         self._stopped = True
         signal = self._stop_signal
         if signal is not None and not signal.done():
             signal.set_result(None)
 
     async def close(self) -> None:
-        """Commit what is settled and stop the client if Dispytch started it; `start()` may
-        follow."""
+        """Commit what is settled; stop the client if Dispytch started it (`start()` may follow)."""
         if self._closed:
             return
         await self.stop()
@@ -389,6 +390,7 @@ class KafkaConsumer(Consumer):
         # Creating `<group>.retry` costs a new group ~35 ms at start: only when wanted. A retry
         # topic left from an earlier run is still read, so its pending retries are not lost.
         self._retries_wanted = needs.delayed_retries
+        self._drain_grace = needs.shutdown_grace
 
     # -- internals ---------------------------------------------------------------------------
 

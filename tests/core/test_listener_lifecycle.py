@@ -336,3 +336,21 @@ async def test_listen_twice_at_once_is_refused_and_the_first_goes_on() -> None:
         assert listener.running
         await emit(broker, 1)
         await wait_until(lambda: handled == [1], PROMPT, "the event")
+
+
+async def test_the_consumer_is_told_what_the_listener_needs_before_it_starts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    broker = InMemoryBroker()
+    consumer = broker.consumer("g")
+    told: list[ListenerNeeds] = []
+    monkeypatch.setattr(consumer, "prepare", told.append)
+    listener = EventListener(consumer, max_concurrency=7, shutdown_grace=12.5)
+
+    @listener.handler(topic="t", event="e", retries=1, delayed_retries=True)
+    async def handle(event: Event[Body]) -> None:
+        pass
+
+    async with listener:
+        pass
+    assert told == [ListenerNeeds(max_in_flight=7, delayed_retries=True, shutdown_grace=12.5)]

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from dispytch.backends.base import Subscription
+from dispytch.backends.base import ListenerNeeds, Subscription
 from dispytch.kafka import KafkaConsumer
 
 from .conftest import NewTopicFactory
@@ -188,6 +188,74 @@ async def test_a_rebalance_commits_what_is_settled_and_hands_the_rest_over(
         for task in drains:
             task.cancel()
         await asyncio.gather(*drains, return_exceptions=True)
+        await first.close()
+        await second.close()
+
+
+async def _rebalanced_while_draining(
+    bootstrap: str, topic: str, settle: bool
+) -> tuple[KafkaConsumer, KafkaConsumer, list[bytes], float]:
+    """Two partitions of five records; a first member takes all ten, stops fetching (its
+    listener would now drain, with 30 s of grace) and holds them; a second member joins. With
+    `settle`, the first acks its records 1.5 s later, past its revoke_timeout of 0.5 s; else
+    it closes then. Returns both members, what the second received, and how long its join
+    took."""
+    await produce(bootstrap, topic, [b"a%d" % i for i in range(5)], partition=0)
+    await produce(bootstrap, topic, [b"b%d" % i for i in range(5)], partition=1)
+    group = group_name()
+    first = KafkaConsumer.create(
+        bootstrap, group, topics=[topic], commit_interval=60, revoke_timeout=0.5
+    )
+    first.prepare(ListenerNeeds(max_in_flight=10, delayed_retries=False, shutdown_grace=30))
+    await first.start([])
+    held = await receive_n(first, 10)
+    await first.stop()  # the listener's shutdown: fetching ends, the drain begins
+    second = KafkaConsumer.create(bootstrap, group, topics=[topic])
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    joining = asyncio.create_task(second.start([]))
+    await asyncio.sleep(1.5)
+    if settle:
+        for delivery in held:
+            await delivery.ack()  # the drain finishes these, after the revoke_timeout
+    else:
+        await first.close()  # the drain is over (its grace ran out): the rebalance goes on
+    await asyncio.wait_for(joining, 30)
+    joined_after = loop.time() - began
+    if settle:
+        await first.close()
+    return first, second, [d.value for d in await receive_none(second, 2.0)], joined_after
+
+
+async def test_a_member_rebalanced_while_draining_commits_what_the_drain_finishes(
+    bootstrap: str, new_topic: NewTopicFactory
+) -> None:
+    """Two members stopping together: the first to leave makes the other give up its
+    partitions in the middle of its drain. What the drain finishes after the revoke_timeout
+    is committed, not handled again by the next owner (it was, before)."""
+    topic = await new_topic(partitions=2)
+    first, second, again, _ = await _rebalanced_while_draining(bootstrap, topic, settle=True)
+    try:
+        assert again == [], "records the drain finished were handled again"
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_a_rebalance_waits_for_a_drain_no_longer_than_until_close(
+    bootstrap: str, new_topic: NewTopicFactory
+) -> None:
+    """A drain whose records never settle holds the rebalance until the consumer closes,
+    not for the listener's whole grace; its records go to the next owner."""
+    topic = await new_topic(partitions=2)
+    first, second, again, joined_after = await _rebalanced_while_draining(
+        bootstrap, topic, settle=False
+    )
+    try:
+        assert joined_after < 15, f"the join took {joined_after:.1f}s: the grace, not close()"
+        rest = again + [d.value for d in await receive_n(second, 10 - len(again))]
+        assert sorted(rest) == sorted([b"%s%d" % (p, i) for p in (b"a", b"b") for i in range(5)])
+    finally:
         await first.close()
         await second.close()
 
