@@ -19,7 +19,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka import errors as kafka_errors
@@ -52,6 +53,8 @@ class OffsetCommitter:
         self._waiters = 0
         #: loop time until which the listener may still be draining (see `draining`)
         self._drained_by: float | None = None
+        #: seconds this member may hold a rebalance while it drains (see `draining`)
+        self._rebalance_limit: float | None = None
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._arm()
@@ -60,15 +63,18 @@ class OffsetCommitter:
         self._client = client
         self._task = asyncio.create_task(self._loop(), name="dispytch-kafka-commit")
 
-    def draining(self, grace: float | None) -> None:
+    def draining(self, grace: float | None, rebalance_limit: float | None) -> None:
         """The consumer stopped fetching; its listener lets running events finish for up to
         `grace` seconds (None: not said). Until then, or until `stop()`, a rebalance waits for
         the running events of the partitions it revokes as long as the drain may last, not only
         `revoke_timeout`: what the drain finishes is then committed, not handled again by the
         partition's next owner. (Two members stopping together: the first to leave makes the
-        other give its partitions up in the middle of its drain.)"""
+        other give its partitions up in the middle of its drain.) `rebalance_limit`: how long
+        this member may hold a rebalance before the broker drops it from the group, which would
+        make the commit fail anyway (see `rebalance_limit`; None: unknown, no longer wait)."""
         if grace is not None:
             self._drained_by = asyncio.get_running_loop().time() + grace
+        self._rebalance_limit = rebalance_limit
 
     async def stop(self) -> None:
         # the drain is over: a rebalance waiting past its revoke_timeout for it goes on now
@@ -86,12 +92,15 @@ class OffsetCommitter:
         """Wait up to `timeout` seconds until nothing of `partitions` is in flight; while the
         listener drains, as long as the drain may last (see `draining`)."""
         loop = asyncio.get_running_loop()
-        given = loop.time() + timeout
+        began = loop.time()
+        given = began + timeout
         self._waiters += 1
         self._arm()
         try:
             while any(p.in_flight for p in partitions):
-                deadline = max(given, self._drained_by or given)
+                deadline = given
+                if self._drained_by is not None and self._rebalance_limit is not None:
+                    deadline = max(given, min(self._drained_by, began + self._rebalance_limit))
                 if loop.time() >= deadline:
                     return
                 self._settled.clear()
@@ -149,3 +158,16 @@ class OffsetCommitter:
                 await asyncio.wait_for(self._wanted.wait(), self._interval)
             self._wanted.clear()
             await self.commit()
+
+
+def rebalance_limit(create_options: Mapping[str, Any] | None) -> float | None:
+    """Seconds a member may take to rejoin a rebalance, with a margin for its commit: 80 % of
+    the client's rebalance timeout (aiokafka: `rebalance_timeout_ms`, else
+    `session_timeout_ms`, else 10 s). None for a client the caller made: its settings are its
+    own, and waiting past them would only make the member's commit fail."""
+    if create_options is None:
+        return None
+    timeout_ms = create_options.get("rebalance_timeout_ms") or create_options.get(
+        "session_timeout_ms", 10_000
+    )
+    return 0.8 * float(timeout_ms) / 1000

@@ -31,7 +31,7 @@ from dispytch.kafka._client import (
     reaches_broker,
     warn_about_wrapped_client,
 )
-from dispytch.kafka._commit import COMMIT_EXCEPTIONS, OffsetCommitter
+from dispytch.kafka._commit import COMMIT_EXCEPTIONS, OffsetCommitter, rebalance_limit
 from dispytch.kafka._dead_letters import (
     DEFAULT_DEAD_LETTER_SUFFIX,
     DeadLetterPublisher,
@@ -330,7 +330,7 @@ class KafkaConsumer(Consumer):
         return self._started and client is not None and await reaches_broker(client, timeout)
 
     async def stop(self) -> None:
-        self._committer.draining(self._drain_grace)  # until close(): see OffsetCommitter
+        self._committer.draining(self._drain_grace, rebalance_limit(self._create_options))
         self._stopped = True
         signal = self._stop_signal
         if signal is not None and not signal.done():

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+
+from dispytch.kafka._commit import OffsetCommitter, rebalance_limit
 from dispytch.kafka._offsets import CommitTracker, PartitionOffsets
 
 
@@ -158,3 +161,33 @@ def test_nacked_offsets_below_the_log_start_are_forgotten() -> None:
     assert offsets.forget_before(3) == [2]
     assert offsets.read_from is None
     assert offsets.commit_offset() == 3
+
+
+def test_a_member_may_hold_a_rebalance_for_most_of_its_rebalance_timeout() -> None:
+    assert rebalance_limit({}) == 8.0  # aiokafka: session_timeout_ms, 10 s by default
+    assert rebalance_limit({"session_timeout_ms": 30_000}) == 24.0
+    assert rebalance_limit({"session_timeout_ms": 30_000, "rebalance_timeout_ms": 5_000}) == 4.0
+    assert rebalance_limit(None) is None  # a wrapped client: its settings are unknown
+
+
+async def test_a_revocation_waits_for_a_drain_within_the_rebalance_limit() -> None:
+    offsets = PartitionOffsets("t", 0)
+    hand_out(offsets, 1)  # running, never settled
+    loop = asyncio.get_running_loop()
+    committer = OffsetCommitter(CommitTracker(), interval=60, every=None)
+
+    async def waited(timeout: float) -> float:
+        began = loop.time()
+        await committer.wait_settled([offsets], timeout)
+        return loop.time() - began
+
+    assert await waited(0.05) < 1  # not draining: revoke_timeout only
+    committer.draining(grace=30, rebalance_limit=0.3)
+    assert 0.25 <= await waited(0.05) < 5  # draining: up to the limit, not the grace
+    committer.draining(grace=0.2, rebalance_limit=10)
+    assert 0.15 <= await waited(0.05) < 5  # or the end of the drain, if sooner
+    committer.draining(grace=30, rebalance_limit=10)
+    waiting = asyncio.ensure_future(waited(0.05))
+    await asyncio.sleep(0.2)
+    await committer.stop()  # close(): the drain is over
+    assert await asyncio.wait_for(waiting, 5) < 5
